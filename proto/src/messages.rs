@@ -1,0 +1,227 @@
+//! Message types. Append-only within a protocol version: see the crate docs.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use zeroize::Zeroize;
+
+/// A request from a client, tagged with an id the client picks; the
+/// daemon's answer carries the same id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientMessage {
+    pub id: u64,
+    pub request: Request,
+}
+
+/// An answer from the daemon to the request with the same `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerMessage {
+    pub id: u64,
+    pub response: Response,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    Connect(ConnectRequest),
+    Disconnect {
+        session_id: String,
+    },
+    ListSessions,
+    Execute(ExecuteRequest),
+    Upload(TransferRequest),
+    Download(TransferRequest),
+    /// What `sshmcpd status` shows.
+    Status,
+    /// Ask the daemon to shut down (`sshmcpd stop`).
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Connected(ConnectResult),
+    Disconnected { session_id: String },
+    Sessions(Vec<SessionInfo>),
+    Executed(ExecuteResult),
+    Transferred(TransferResult),
+    Status(DaemonStatus),
+    ShuttingDown,
+    Error(ErrorBody),
+}
+
+/// A secret (password, passphrase). Its `Debug` never shows the value and its
+/// memory is wiped on drop.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    /// The secret itself; callers must not log or echo it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectRequest {
+    pub hostname: String,
+    pub username: String,
+    pub port: u16,
+    pub password: Option<Secret>,
+    /// Absolute path of a private key file, as the client resolved it.
+    pub private_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectResult {
+    pub session_id: String,
+    /// `SHA256:…`, as `ssh-keygen -lf` prints it.
+    pub host_key_fingerprint: String,
+    /// True when the host was unknown and its key was just added to
+    /// known_hosts.
+    pub host_key_learned: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionState {
+    Connected,
+    Disconnected,
+}
+
+impl SessionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Connected => "connected",
+            SessionState::Disconnected => "disconnected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub hostname: String,
+    pub username: String,
+    pub port: u16,
+    pub state: SessionState,
+    /// Milliseconds since the Unix epoch.
+    pub connected_at_ms: u64,
+    /// Milliseconds since the Unix epoch.
+    pub last_used_at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecuteRequest {
+    pub session_id: String,
+    pub command: String,
+    pub stdin: Option<Vec<u8>>,
+    /// No deadline when `None`.
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecuteResult {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// `None` when the command was ended by a signal or never reported one.
+    pub exit_status: Option<u32>,
+    /// Signal name without `SIG`, when a signal ended the command.
+    pub signal: Option<String>,
+    pub timed_out: bool,
+    /// Output past [`crate::MAX_OUTPUT_BYTES`] was dropped.
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+}
+
+/// Paths for `upload` and `download`. `local_path` is absolute: the client
+/// resolves it against its own working directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferRequest {
+    pub session_id: String,
+    pub local_path: String,
+    pub remote_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferResult {
+    /// The local file written or read, fully resolved.
+    pub local_path: String,
+    /// The remote file written or read, fully resolved.
+    pub remote_path: String,
+    pub bytes: u64,
+    /// True when the destination existed and was replaced.
+    pub replaced: bool,
+    /// Anything the caller should know, such as a non-atomic replace.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub pid: u32,
+    pub version: String,
+    pub proto_version: u32,
+    pub uptime_s: u64,
+    pub socket: String,
+    pub log_path: String,
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// What kind of failure, so clients can phrase advice without parsing text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The request itself is invalid (empty command, bad path, …).
+    BadRequest,
+    UnknownSession,
+    /// Could not reach the SSH server (DNS, refused, timed out).
+    ConnectFailed,
+    AuthFailed,
+    HostKeyRejected,
+    Timeout,
+    /// Something failed on the remote side (SFTP error, channel refused).
+    RemoteIo,
+    /// Something failed on the daemon's machine (local file missing, …).
+    LocalIo,
+    /// The session's SSH connection is gone.
+    SessionClosed,
+    /// The daemon is shutting down.
+    ShuttingDown,
+    Internal,
+}
+
+/// A failed request: a typed kind plus a message that says what happened and
+/// what to do next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ErrorBody {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ErrorBody {}
