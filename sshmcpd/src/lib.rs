@@ -1,1 +1,15 @@
+//! sshmcpd: the per-user daemon that owns sshmcp's SSH sessions.
+//!
+//! It listens on a Unix socket reachable only by its own user, speaks the
+//! `sshmcp-proto` wire protocol, and never speaks MCP: the shim does that.
+//! Sessions live here so they outlive any one MCP client.
 
+pub mod cli;
+pub mod error;
+pub mod paths;
+pub mod server;
+pub mod sessions;
+pub mod ssh;
+
+/// What the daemon calls itself in hellos and `status`.
+pub const SOFTWARE: &str = concat!("sshmcpd ", env!("CARGO_PKG_VERSION"));

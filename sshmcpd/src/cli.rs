@@ -1,0 +1,289 @@
+//! The command line: `serve` runs the daemon; `status` and `stop` are small
+//! clients of a running one.
+
+use crate::server::{self, Listener};
+use crate::sessions::SessionManager;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sshmcp_proto::{Client, ClientError, DaemonStatus, ProtoError, Request, Response, SessionInfo};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+use tokio::net::UnixStream;
+use tokio_util::sync::CancellationToken;
+
+/// Exit code of `status` and `stop` when no daemon is running.
+pub const EXIT_NOT_RUNNING: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "sshmcpd",
+    version,
+    about = "The sshmcp daemon: owns SSH sessions for MCP clients"
+)]
+pub struct Cli {
+    /// Socket path (default: $SSHMCP_SOCKET, else $XDG_RUNTIME_DIR/sshmcp/sshmcpd.sock,
+    /// else /run/user/$UID/sshmcp/sshmcpd.sock, else /tmp/sshmcp-$UID/sshmcpd.sock).
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground (what systemd and the shim's auto-start run).
+    Serve,
+    /// Show the running daemon and its sessions. Exit code 0: running; 3: not running; 1: error.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the running daemon to shut down (its sessions are closed).
+    Stop,
+}
+
+/// Parses arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(sshmcp_proto::rendezvous::socket_path);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sshmcpd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => serve(&socket).await.map(|()| ExitCode::SUCCESS),
+            Command::Status { json } => status(&socket, json).await,
+            Command::Stop => stop(&socket).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sshmcpd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(log_path: &Path) -> anyhow::Result<()> {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    if let Some(dir) = log_path.parent() {
+        crate::paths::create_private_dir(dir)
+            .with_context(|| format!("cannot create log directory {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .with_context(|| format!("cannot open log file {}", log_path.display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SSHMCP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file).and(std::io::stderr))
+        .init();
+    Ok(())
+}
+
+async fn serve(socket: &Path) -> anyhow::Result<()> {
+    // Everything the daemon creates (socket, lock, known_hosts, downloads'
+    // temporary files) starts private to the user.
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0o077) };
+    let log_path = sshmcp_proto::rendezvous::log_path();
+    init_logging(&log_path)?;
+    let listener = Listener::bind(socket)?;
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers; stop the daemon with `sshmcpd stop`");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+        signals.cancel();
+    });
+    let sessions = SessionManager::new(crate::paths::known_hosts());
+    server::run(listener, sessions, log_path, shutdown).await;
+    tracing::info!("sshmcpd stopped");
+    Ok(())
+}
+
+/// Connects to the daemon; `Ok(None)` when none is running there.
+async fn connect(socket: &Path) -> anyhow::Result<Option<Client<UnixStream>>> {
+    let stream = match UnixStream::connect(socket).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot reach {}", socket.display())),
+    };
+    let client = tokio::time::timeout(
+        Duration::from_secs(10),
+        Client::handshake(stream, crate::SOFTWARE),
+    )
+    .await
+    .with_context(|| format!("the daemon at {} did not answer", socket.display()))?
+    .map_err(|e| match e {
+        ClientError::Proto(ProtoError::VersionMismatch {
+            theirs,
+            peer_software,
+            ..
+        }) => anyhow::anyhow!(
+            "the daemon at {} ({peer_software}) speaks protocol {theirs}, this sshmcpd speaks {}; \
+             stop it with the sshmcpd it came with, or kill it",
+            socket.display(),
+            sshmcp_proto::PROTOCOL_VERSION
+        ),
+        e => anyhow::Error::new(e)
+            .context(format!("cannot talk to the daemon at {}", socket.display())),
+    })?;
+    Ok(Some(client))
+}
+
+async fn status(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let Some(client) = connect(socket).await? else {
+        println!("sshmcpd is not running (no daemon at {})", socket.display());
+        return Ok(ExitCode::from(EXIT_NOT_RUNNING));
+    };
+    let status = match client.call(Request::Status).await? {
+        Response::Status(s) => s,
+        Response::Error(e) => anyhow::bail!("the daemon refused the status request: {e}"),
+        other => anyhow::bail!("the daemon answered the status request with {other:?}"),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status_json(&status))?);
+    } else {
+        print!("{}", status_table(&status));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stop(socket: &Path) -> anyhow::Result<ExitCode> {
+    let Some(client) = connect(socket).await? else {
+        println!("sshmcpd is not running (no daemon at {})", socket.display());
+        return Ok(ExitCode::from(EXIT_NOT_RUNNING));
+    };
+    match client.call(Request::Shutdown).await? {
+        Response::ShuttingDown => {}
+        other => anyhow::bail!("the daemon did not agree to stop: {other:?}"),
+    }
+    // The daemon closes the connection as it exits; wait for that.
+    let gone = tokio::time::timeout(Duration::from_secs(10), async {
+        while !matches!(
+            client.call(Request::Status).await,
+            Err(ClientError::Closed | ClientError::Proto(_))
+        ) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    if gone.is_err() {
+        anyhow::bail!("the daemon agreed to stop but is still answering after 10 s");
+    }
+    println!("sshmcpd stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// RFC 3339 in UTC, seconds precision.
+pub fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+fn session_json(s: &SessionInfo) -> serde_json::Value {
+    serde_json::json!({
+        "session_id": s.session_id,
+        "hostname": s.hostname,
+        "username": s.username,
+        "port": s.port,
+        "status": s.state.as_str(),
+        "connected_at": rfc3339(s.connected_at_ms),
+        "last_used_at": rfc3339(s.last_used_at_ms),
+    })
+}
+
+fn status_json(s: &DaemonStatus) -> serde_json::Value {
+    serde_json::json!({
+        "pid": s.pid,
+        "version": s.version,
+        "proto_version": s.proto_version,
+        "uptime_s": s.uptime_s,
+        "socket": s.socket,
+        "log_path": s.log_path,
+        "sessions": s.sessions.iter().map(session_json).collect::<Vec<_>>(),
+    })
+}
+
+fn status_table(s: &DaemonStatus) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let uptime = humantime::format_duration(Duration::from_secs(s.uptime_s));
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "sshmcpd {} running (pid {}, protocol {})",
+        s.version, s.pid, s.proto_version
+    );
+    let _ = writeln!(out, "uptime:  {uptime}");
+    let _ = writeln!(out, "socket:  {}", s.socket);
+    let _ = writeln!(out, "log:     {}", s.log_path);
+    if s.sessions.is_empty() {
+        let _ = writeln!(out, "sessions: none");
+        return out;
+    }
+    let _ = writeln!(out, "sessions: {}", s.sessions.len());
+    let rows: Vec<[String; 5]> = s
+        .sessions
+        .iter()
+        .map(|x| {
+            [
+                x.session_id.clone(),
+                format!("{}@{}:{}", x.username, x.hostname, x.port),
+                x.state.as_str().to_owned(),
+                rfc3339(x.connected_at_ms),
+                rfc3339(x.last_used_at_ms),
+            ]
+        })
+        .collect();
+    let header = ["ID", "TARGET", "STATUS", "CONNECTED SINCE", "LAST USED"];
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in std::iter::once(header.map(String::from)).chain(rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}

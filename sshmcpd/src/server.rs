@@ -1,0 +1,292 @@
+//! The listener: one daemon per socket (a lock file), a socket only its user
+//! can reach (0600 in a private directory, and every peer's uid checked),
+//! one task per connection and one per request.
+
+use crate::error::RequestError;
+use crate::sessions::SessionManager;
+use anyhow::{Context, bail};
+use sshmcp_proto::{
+    ClientMessage, DaemonStatus, ErrorBody, ErrorKind, Hello, HelloReply, HelloStatus,
+    PROTOCOL_VERSION, ProtoError, Request, Response, ServerMessage, read_message, write_message,
+};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long a new connection may take to send its hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long calls in flight get to finish when the daemon stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// A bound, locked socket, ready to serve. Dropping it removes the socket.
+pub struct Listener {
+    listener: UnixListener,
+    socket: PathBuf,
+    /// Held for the daemon's lifetime: the flock keeps a second daemon off
+    /// this socket.
+    _lock: File,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.socket) {
+            tracing::warn!(socket = %self.socket.display(), "could not remove socket: {e}");
+        }
+    }
+}
+
+impl Listener {
+    /// Takes the lock, clears a stale socket and binds.
+    ///
+    /// # Errors
+    /// When another daemon holds the lock or answers on the socket, or the
+    /// socket directory is unsafe.
+    pub fn bind(socket: &Path) -> anyhow::Result<Self> {
+        crate::paths::prepare_socket_dir(socket)?;
+        let lock_path = sshmcp_proto::rendezvous::lock_path(socket);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open lock file {}", lock_path.display()))?;
+        // SAFETY: flock on a valid, open descriptor.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            bail!(
+                "another sshmcpd is already serving {} (it holds {}); use `sshmcpd status` or \
+                 `sshmcpd stop`",
+                socket.display(),
+                lock_path.display()
+            );
+        }
+        if socket.exists() {
+            // We hold the lock, so a socket here is a leftover, unless a
+            // daemon that predates locking still answers on it.
+            match std::os::unix::net::UnixStream::connect(socket) {
+                Ok(_) => bail!("a daemon is already answering on {}", socket.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(socket).with_context(|| {
+                        format!("cannot remove stale socket {}", socket.display())
+                    })?;
+                }
+                Err(e) => bail!("cannot check existing socket {}: {e}", socket.display()),
+            }
+        }
+        let listener = UnixListener::bind(socket)
+            .with_context(|| format!("cannot listen on {}", socket.display()))?;
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", socket.display()))?;
+        Ok(Listener {
+            listener,
+            socket: socket.to_path_buf(),
+            _lock: lock,
+        })
+    }
+}
+
+/// What every connection handler shares.
+struct Shared {
+    sessions: SessionManager,
+    shutdown: CancellationToken,
+    started: Instant,
+    socket: PathBuf,
+    log_path: PathBuf,
+    uid: u32,
+}
+
+/// Serves until `shutdown` is cancelled (by a signal or a `Shutdown`
+/// request), then closes every session.
+pub async fn run(
+    listener: Listener,
+    sessions: SessionManager,
+    log_path: PathBuf,
+    shutdown: CancellationToken,
+) {
+    let shared = Arc::new(Shared {
+        sessions,
+        shutdown: shutdown.clone(),
+        started: Instant::now(),
+        socket: listener.socket.clone(),
+        log_path,
+        uid: sshmcp_proto::rendezvous::current_uid(),
+    });
+    let tracker = TaskTracker::new();
+    tracing::info!(socket = %shared.socket.display(), pid = std::process::id(), "sshmcpd listening");
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let shared = shared.clone();
+                    tracker.spawn(async move { handle_connection(stream, shared).await });
+                }
+                Err(e) => {
+                    // Usually EMFILE; back off so the loop does not spin.
+                    tracing::error!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    tracing::info!("shutting down");
+    drop(listener);
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("calls still running after the grace period; closing sessions under them");
+    }
+    shared.sessions.close_all().await;
+}
+
+async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == shared.uid => {}
+        Ok(cred) => {
+            tracing::warn!(
+                peer_uid = cred.uid(),
+                peer_pid = cred.pid(),
+                "refused a connection from another user"
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::warn!("refused a connection whose peer is unknown: {e}");
+            return;
+        }
+    }
+    let (mut read, mut write) = stream.into_split();
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, Hello::read(&mut read)).await {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(e)) => {
+            tracing::warn!("dropped a connection with a bad hello: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!("dropped a connection that sent no hello");
+            return;
+        }
+    };
+    let accepted = hello.proto_version == PROTOCOL_VERSION;
+    let reply = HelloReply {
+        proto_version: PROTOCOL_VERSION,
+        status: if accepted {
+            HelloStatus::Accepted
+        } else {
+            HelloStatus::VersionMismatch
+        },
+        software: crate::SOFTWARE.to_owned(),
+    };
+    if let Err(e) = reply.write(&mut write).await {
+        tracing::debug!("client left during the hello: {e}");
+        return;
+    }
+    if !accepted {
+        tracing::warn!(
+            client = %hello.software,
+            client_proto = hello.proto_version,
+            "refused a client of another protocol version"
+        );
+        return;
+    }
+    tracing::debug!(client = %hello.software, "client connected");
+
+    // One writer task, so concurrent responses never interleave frames.
+    let (tx, mut rx) = mpsc::channel::<ServerMessage>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            if let Err(e) = write_message(&mut write, &msg).await {
+                tracing::debug!("client left before its answer: {e}");
+                break;
+            }
+        }
+    });
+    let requests = TaskTracker::new();
+    loop {
+        let msg = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            msg = read_message::<ClientMessage, _>(&mut read) => msg,
+        };
+        match msg {
+            Ok(Some(msg)) => {
+                let shared = shared.clone();
+                let tx = tx.clone();
+                requests.spawn(async move {
+                    let response = dispatch(msg.request, &shared).await;
+                    // The client may be gone; its answer is then moot.
+                    drop(
+                        tx.send(ServerMessage {
+                            id: msg.id,
+                            response,
+                        })
+                        .await,
+                    );
+                });
+            }
+            Ok(None) => break,
+            Err(ProtoError::Io(e)) => {
+                tracing::debug!("client connection failed: {e}");
+                break;
+            }
+            Err(e) => {
+                // A frame we cannot trust: the stream may be out of step, so
+                // say why and drop the connection.
+                tracing::warn!("dropping a client that sent a bad frame: {e}");
+                let answer = ServerMessage {
+                    id: 0,
+                    response: Response::Error(ErrorBody::new(
+                        ErrorKind::BadRequest,
+                        format!("bad frame: {e}; closing the connection"),
+                    )),
+                };
+                drop(tx.send(answer).await);
+                break;
+            }
+        }
+    }
+    requests.close();
+    requests.wait().await;
+    drop(tx);
+    if let Err(e) = writer.await {
+        tracing::error!("connection writer failed: {e}");
+    }
+}
+
+async fn dispatch(request: Request, shared: &Shared) -> Response {
+    let sessions = &shared.sessions;
+    let result: Result<Response, RequestError> = match request {
+        Request::Connect(req) => sessions.connect(req).await.map(Response::Connected),
+        Request::Disconnect { session_id } => sessions
+            .disconnect(&session_id)
+            .await
+            .map(|session_id| Response::Disconnected { session_id }),
+        Request::ListSessions => Ok(Response::Sessions(sessions.list())),
+        Request::Execute(req) => sessions.execute(req).await.map(Response::Executed),
+        Request::Upload(req) => sessions.upload(req).await.map(Response::Transferred),
+        Request::Download(req) => sessions.download(req).await.map(Response::Transferred),
+        Request::Status => Ok(Response::Status(DaemonStatus {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            proto_version: PROTOCOL_VERSION,
+            uptime_s: shared.started.elapsed().as_secs(),
+            socket: shared.socket.display().to_string(),
+            log_path: shared.log_path.display().to_string(),
+            sessions: sessions.list(),
+        })),
+        Request::Shutdown => {
+            tracing::info!("shutdown requested by a client");
+            shared.shutdown.cancel();
+            Ok(Response::ShuttingDown)
+        }
+    };
+    result.unwrap_or_else(|e| Response::Error(e.into()))
+}

@@ -1,0 +1,245 @@
+//! The session table: id → live SSH connection, and the requests that run on
+//! one.
+//!
+//! The table's lock is only held to look up, insert or remove; never across
+//! network I/O. Each request clones the session's `Arc` and works on it, so
+//! one slow host never blocks calls on another, and several calls on one
+//! session run concurrently on their own channels.
+
+use crate::error::RequestError;
+use crate::ssh::{self, ConnectParams, HostKeyStatus, SshHandle};
+use sshmcp_proto::{
+    ConnectRequest, ConnectResult, ErrorKind, ExecuteRequest, ExecuteResult, SessionInfo,
+    SessionState, TransferRequest, TransferResult,
+};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long `connect` may take before it gives up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One SSH connection and what `list_sessions` shows about it.
+pub struct Session {
+    id: String,
+    hostname: String,
+    username: String,
+    port: u16,
+    handle: SshHandle,
+    connected_at_ms: u64,
+    last_used_at_ms: AtomicU64,
+}
+
+impl Session {
+    fn info(&self) -> SessionInfo {
+        SessionInfo {
+            session_id: self.id.clone(),
+            hostname: self.hostname.clone(),
+            username: self.username.clone(),
+            port: self.port,
+            state: if self.handle.is_closed() {
+                SessionState::Disconnected
+            } else {
+                SessionState::Connected
+            },
+            connected_at_ms: self.connected_at_ms,
+            last_used_at_ms: self.last_used_at_ms.load(Ordering::Relaxed),
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("{}@{}:{}", self.username, self.hostname, self.port)
+    }
+
+    /// The connection, for a request that is about to use it.
+    fn use_handle(&self) -> Result<&SshHandle, RequestError> {
+        self.last_used_at_ms.store(now_ms(), Ordering::Relaxed);
+        if self.handle.is_closed() {
+            return Err(RequestError::new(
+                ErrorKind::SessionClosed,
+                format!(
+                    "session {} ({}) has lost its SSH connection; call disconnect on it, then \
+                     connect again",
+                    self.id,
+                    self.label()
+                ),
+            ));
+        }
+        Ok(&self.handle)
+    }
+}
+
+/// All sessions of this daemon.
+pub struct SessionManager {
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    known_hosts: PathBuf,
+}
+
+impl SessionManager {
+    pub fn new(known_hosts: PathBuf) -> Self {
+        SessionManager {
+            sessions: Mutex::new(HashMap::new()),
+            known_hosts,
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every session, oldest first.
+    pub fn list(&self) -> Vec<SessionInfo> {
+        let mut all: Vec<_> = self.table().values().map(|s| s.info()).collect();
+        all.sort_by(|a, b| {
+            (a.connected_at_ms, &a.session_id).cmp(&(b.connected_at_ms, &b.session_id))
+        });
+        all
+    }
+
+    fn get(&self, id: &str) -> Result<Arc<Session>, RequestError> {
+        if let Some(s) = self.table().get(id.trim()) {
+            return Ok(s.clone());
+        }
+        let live = self.list();
+        let hint = if live.is_empty() {
+            "There are no sessions; call connect first.".to_owned()
+        } else {
+            format!(
+                "Live sessions: {}.",
+                live.iter()
+                    .map(|s| format!(
+                        "{} ({}@{}:{})",
+                        s.session_id, s.username, s.hostname, s.port
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        Err(RequestError::new(
+            ErrorKind::UnknownSession,
+            format!("unknown session id {id:?}. {hint}"),
+        ))
+    }
+
+    pub async fn connect(&self, req: ConnectRequest) -> Result<ConnectResult, RequestError> {
+        if req.hostname.trim().is_empty() {
+            return Err(RequestError::bad_request("hostname is empty"));
+        }
+        if req.username.trim().is_empty() {
+            return Err(RequestError::bad_request("username is empty"));
+        }
+        if req.port == 0 {
+            return Err(RequestError::bad_request("port 0 is not a valid SSH port"));
+        }
+        if req.password.is_none() && req.private_key.is_none() {
+            return Err(RequestError::bad_request(
+                "give a password or a private_key path to log in with",
+            ));
+        }
+        let conn = ssh::connect::connect(ConnectParams {
+            hostname: req.hostname.clone(),
+            port: req.port,
+            username: req.username.clone(),
+            password: req.password,
+            private_key: req.private_key.map(PathBuf::from),
+            known_hosts: self.known_hosts.clone(),
+            timeout: CONNECT_TIMEOUT,
+        })
+        .await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = now_ms();
+        let session = Arc::new(Session {
+            id: id.clone(),
+            hostname: req.hostname,
+            username: req.username,
+            port: req.port,
+            handle: conn.handle,
+            connected_at_ms: now,
+            last_used_at_ms: AtomicU64::new(now),
+        });
+        tracing::info!(session = %id, target = %session.label(), "connected");
+        self.table().insert(id.clone(), session);
+        Ok(ConnectResult {
+            session_id: id,
+            host_key_fingerprint: conn.host_key_fingerprint,
+            host_key_learned: conn.host_key_status == HostKeyStatus::Learned,
+        })
+    }
+
+    pub async fn disconnect(&self, id: &str) -> Result<String, RequestError> {
+        let session = self.get(id)?;
+        self.table().remove(&session.id);
+        close(&session).await;
+        Ok(session.id.clone())
+    }
+
+    /// Closes every session (daemon shutdown).
+    pub async fn close_all(&self) {
+        let all: Vec<_> = self.table().drain().map(|(_, s)| s).collect();
+        for session in all {
+            close(&session).await;
+        }
+    }
+
+    pub async fn execute(&self, req: ExecuteRequest) -> Result<ExecuteResult, RequestError> {
+        if req.command.trim().is_empty() {
+            return Err(RequestError::bad_request("command is empty"));
+        }
+        let session = self.get(&req.session_id)?;
+        let handle = session.use_handle()?;
+        ssh::exec::execute(
+            handle,
+            &req.command,
+            req.stdin,
+            req.timeout_ms.map(Duration::from_millis),
+        )
+        .await
+    }
+
+    pub async fn upload(&self, req: TransferRequest) -> Result<TransferResult, RequestError> {
+        check_transfer(&req)?;
+        let session = self.get(&req.session_id)?;
+        let handle = session.use_handle()?;
+        ssh::sftp::upload(handle, &req.local_path, &req.remote_path).await
+    }
+
+    pub async fn download(&self, req: TransferRequest) -> Result<TransferResult, RequestError> {
+        check_transfer(&req)?;
+        let session = self.get(&req.session_id)?;
+        let handle = session.use_handle()?;
+        ssh::sftp::download(handle, &req.remote_path, &req.local_path).await
+    }
+}
+
+fn check_transfer(req: &TransferRequest) -> Result<(), RequestError> {
+    if !req.local_path.starts_with('/') {
+        return Err(RequestError::bad_request(format!(
+            "local_path {:?} must be absolute (the client resolves relative paths)",
+            req.local_path
+        )));
+    }
+    if req.remote_path.trim().is_empty() {
+        return Err(RequestError::bad_request("remote_path is empty"));
+    }
+    Ok(())
+}
+
+async fn close(session: &Session) {
+    if let Err(e) = session
+        .handle
+        .disconnect(russh::Disconnect::ByApplication, "", "en")
+        .await
+    {
+        tracing::debug!(session = %session.id, "SSH disconnect: {e}");
+    }
+    tracing::info!(session = %session.id, target = %session.label(), "disconnected");
+}

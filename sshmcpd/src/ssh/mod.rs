@@ -1,0 +1,8 @@
+//! Everything that speaks SSH: connecting and authenticating, running
+//! commands, and moving files over SFTP.
+
+pub mod connect;
+pub mod exec;
+pub mod sftp;
+
+pub use connect::{ConnectParams, Connection, HostKeyStatus, SshHandle};
