@@ -55,6 +55,15 @@ pub fn lock_path(socket: &std::path::Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The lock clients take while they start a daemon, so that several clients
+/// starting at once start one. Separate from [`lock_path`], which the daemon
+/// holds for its whole life.
+pub fn start_lock_path(socket: &std::path::Path) -> PathBuf {
+    let mut name = socket.as_os_str().to_owned();
+    name.push(".start.lock");
+    PathBuf::from(name)
+}
+
 /// `$XDG_STATE_HOME/sshmcp`, else `~/.local/state/sshmcp`: logs and state.
 pub fn state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|p| !p.is_empty()) {

@@ -102,7 +102,8 @@ async fn serve(socket: &Path) -> anyhow::Result<()> {
     unsafe { libc::umask(0o077) };
     let log_path = sshmcp_proto::rendezvous::log_path();
     init_logging(&log_path)?;
-    let listener = Listener::bind(socket)?;
+    // Logged as well as returned: an auto-started daemon's stderr goes nowhere.
+    let listener = Listener::bind(socket).inspect_err(|e| tracing::error!("{e:#}"))?;
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     tokio::spawn(async move {

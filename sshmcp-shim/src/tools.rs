@@ -1,0 +1,890 @@
+//! What a model sees of the six tools: their descriptions, argument and
+//! result types (whose JSON schemas rmcp derives from the doc comments
+//! below), and the conversions between them and the wire types of
+//! `sshmcp_proto`.
+//!
+//! Wire types never face the model directly: they are bincode-shaped and
+//! change by protocol version, while these keep the spec's field names.
+//! Conversions are pure functions of their inputs so that path resolution and
+//! validation can be tested without a daemon.
+
+use crate::daemon::DaemonError;
+use rmcp::model::{ContentBlock, IntoContents};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sshmcp_proto::{
+    ConnectRequest, ConnectResult, ErrorBody, ExecuteRequest, ExecuteResult, MAX_STDIN_BYTES,
+    Secret, SessionInfo, TransferRequest, TransferResult,
+};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+pub const SERVER_INSTRUCTIONS: &str = "\
+sshmcp runs commands and copies files on remote machines over SSH. Sessions are held by a \
+per-user daemon and survive MCP client restarts, so call list_sessions first to reuse a \
+connected session; otherwise call connect (hostname, username, and a password or a \
+private_key path) to get a session_id. Then execute runs a shell command (a fresh shell \
+each call: chain dependent steps with &&), upload and download copy one file each over \
+SFTP, and disconnect closes the session when you are done with the machine.";
+
+pub const CONNECT_DESCRIPTION: &str = "\
+Open an SSH session to a remote machine and return its session_id, which execute, upload, \
+download and disconnect take. Authenticate with a password or with a private key file on \
+the machine running this server (give at least one). The server's host key is checked \
+against OpenSSH's known_hosts files: an unknown host is trusted and its key recorded \
+(host_key_learned is true, show host_key_fingerprint to the user if in doubt); a host whose \
+key differs from the recorded one is refused. Sessions persist across MCP client restarts: \
+call list_sessions to find an existing session to the same host before opening another.";
+
+pub const DISCONNECT_DESCRIPTION: &str = "\
+Close a session opened with connect. Its session_id stops working; commands still running \
+in it are stopped. Call this when you are done with a machine.";
+
+pub const LIST_SESSIONS_DESCRIPTION: &str = "\
+List the SSH sessions the sshmcp daemon holds, including ones opened before this MCP client \
+started: session_id, hostname, username, port, status and when each was opened and last \
+used (RFC 3339, UTC). Reuse a connected session rather than opening another to the same \
+host. A session whose status is disconnected has lost its SSH connection: disconnect it and \
+connect again.";
+
+pub const EXECUTE_DESCRIPTION: &str = "\
+Run a shell command on a session's remote machine and return its stdout, stderr and \
+exit_status. Each call runs in a fresh shell on its own SSH channel: cd, environment \
+variables and other shell state do not carry over to the next call, so combine dependent \
+steps in one command (`cd /srv/app && make`). There is no terminal: pass input for the \
+command in stdin (it is closed afterwards) and use non-interactive flags (`apt-get -y`, \
+`sudo -n`). A non-zero exit_status is a normal result, not a tool error; exit_status is \
+null when a signal ended the command (see signal). With timeout, the command is stopped \
+after that many seconds and the output so far comes back with timed_out true; without it \
+the call waits as long as the command runs. stdout and stderr are each capped at 24 MiB \
+(the rest is dropped and stdout_truncated/stderr_truncated is true); bytes that are not \
+UTF-8 are replaced (stdout_lossy/stderr_lossy is true), so for binary output write it to a \
+file and download that.";
+
+pub const UPLOAD_DESCRIPTION: &str = "\
+Copy one file from the machine running this server to a session's remote machine over \
+SFTP, replacing any file already at remote_path. A relative remote_path is relative to the \
+remote user's home directory. Returns both resolved paths and the number of bytes copied.";
+
+pub const DOWNLOAD_DESCRIPTION: &str = "\
+Copy one file from a session's remote machine to the machine running this server over \
+SFTP, replacing any file already at local_path. A relative remote_path is relative to the \
+remote user's home directory. Returns both resolved paths and the number of bytes copied.";
+
+/// A tool that ran and failed. Its text goes to the model as an `isError`
+/// result, so it says what failed and what to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolError(String);
+
+impl ToolError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ToolError(message.into())
+    }
+
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+impl From<DaemonError> for ToolError {
+    fn from(e: DaemonError) -> Self {
+        ToolError(e.to_string())
+    }
+}
+
+/// The daemon's messages already say what failed and what to do.
+impl From<ErrorBody> for ToolError {
+    fn from(e: ErrorBody) -> Self {
+        ToolError(e.message)
+    }
+}
+
+/// Lets tools return `Result<Json<T>, ToolError>`: rmcp turns the error arm
+/// into a result with `isError: true` carrying this text.
+impl IntoContents for ToolError {
+    fn into_contents(self) -> Vec<ContentBlock> {
+        vec![ContentBlock::text(self.0)]
+    }
+}
+
+/// Where local paths in tool arguments are resolved from. The shim resolves
+/// them, not the daemon, because "relative" means relative to the MCP
+/// client's project, which is the shim's working directory; the daemon runs
+/// from `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalPaths {
+    /// What a leading `~` stands for; `None` when it cannot be determined.
+    pub home: Option<PathBuf>,
+    /// What relative paths are relative to; `None` when it cannot be read.
+    pub cwd: Option<PathBuf>,
+}
+
+impl LocalPaths {
+    /// This process's home and working directories.
+    pub fn from_env() -> Self {
+        LocalPaths {
+            home: directories::BaseDirs::new().map(|dirs| dirs.home_dir().to_path_buf()),
+            cwd: std::env::current_dir().ok(),
+        }
+    }
+
+    /// Expands a leading `~` and makes `path` absolute, removing `.`
+    /// components and trailing slashes. `..` is kept: resolving it
+    /// lexically would be wrong across symbolic links.
+    ///
+    /// # Errors
+    /// When `path` is empty, starts with `~user`, needs a home or working
+    /// directory that is unknown, or does not resolve to UTF-8.
+    pub fn resolve(&self, field: &str, path: &str) -> Result<String, ToolError> {
+        if path.is_empty() {
+            return Err(ToolError::new(format!(
+                "{field} is empty: give a file path"
+            )));
+        }
+        let expanded = if let Some(rest) = path.strip_prefix('~') {
+            if !(rest.is_empty() || rest.starts_with('/')) {
+                return Err(ToolError::new(format!(
+                    "{field} `{path}`: only a leading `~` or `~/` is expanded (to your home \
+                     directory); give the full path instead of `~user`"
+                )));
+            }
+            let home = self.home.as_deref().ok_or_else(|| {
+                ToolError::new(format!(
+                    "{field} `{path}`: the home directory is unknown (HOME is not set); give an \
+                     absolute path"
+                ))
+            })?;
+            home.join(rest.trim_start_matches('/'))
+        } else {
+            PathBuf::from(path)
+        };
+        let absolute = if expanded.is_absolute() {
+            expanded
+        } else {
+            let cwd = self.cwd.as_deref().ok_or_else(|| {
+                ToolError::new(format!(
+                    "{field} `{path}` is relative, but this server's working directory cannot \
+                     be read; give an absolute path"
+                ))
+            })?;
+            cwd.join(expanded)
+        };
+        let clean: PathBuf = absolute.components().collect();
+        clean.into_os_string().into_string().map_err(|raw| {
+            ToolError::new(format!(
+                "{field} `{path}` resolves to {}, which is not valid UTF-8; give a path that is",
+                Path::new(&raw).display()
+            ))
+        })
+    }
+}
+
+/// Arguments of `connect`. Not `Debug`: it holds the password.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectArgs {
+    /// Host name or IP address of the SSH server.
+    pub hostname: String,
+    /// User to log in as.
+    pub username: String,
+    /// Password for the login. Give this, private_key, or both.
+    pub password: Option<String>,
+    /// Path of a private key file on the machine running this server, such as
+    /// ~/.ssh/id_ed25519 (a leading ~ is your home directory; a relative path
+    /// is relative to this server's working directory). A path, not the key
+    /// itself.
+    pub private_key: Option<String>,
+    /// SSH port of the server. Default 22.
+    #[schemars(range(min = 1, max = 65535), extend("default" = DEFAULT_PORT))]
+    pub port: Option<i64>,
+}
+
+pub const DEFAULT_PORT: u16 = 22;
+
+impl ConnectArgs {
+    /// # Errors
+    /// When no credential is given, the port is out of range, or the key path
+    /// cannot be resolved.
+    pub fn into_request(self, paths: &LocalPaths) -> Result<ConnectRequest, ToolError> {
+        if self.password.is_none() && self.private_key.is_none() {
+            return Err(ToolError::new(format!(
+                "connect needs a password or a private_key: give the password of {}@{}, or the \
+                 path of a private key file such as ~/.ssh/id_ed25519",
+                self.username, self.hostname
+            )));
+        }
+        let port = match self.port {
+            None => DEFAULT_PORT,
+            Some(port) => u16::try_from(port)
+                .ok()
+                .filter(|port| *port != 0)
+                .ok_or_else(|| {
+                    ToolError::new(format!(
+                        "port must be between 1 and 65535, not {port}; leave it out for the SSH \
+                         default, {DEFAULT_PORT}"
+                    ))
+                })?,
+        };
+        let private_key = match self.private_key {
+            Some(key) if key.contains("-----BEGIN") || key.contains('\n') => {
+                return Err(ToolError::new(
+                    "private_key takes the path of a key file, not the key itself: save the key \
+                     to a file readable only by you and pass its path",
+                ));
+            }
+            Some(key) => Some(paths.resolve("private_key", &key)?),
+            None => None,
+        };
+        Ok(ConnectRequest {
+            hostname: self.hostname,
+            username: self.username,
+            port,
+            password: self.password.map(Secret::new),
+            private_key,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ConnectOutput {
+    /// Pass this to execute, upload, download and disconnect.
+    pub session_id: String,
+    /// The server's host key, `SHA256:…` as `ssh-keygen -lf` prints it.
+    pub host_key_fingerprint: String,
+    /// True when the host was unknown and its key was just added to
+    /// known_hosts.
+    pub host_key_learned: bool,
+}
+
+impl From<ConnectResult> for ConnectOutput {
+    fn from(r: ConnectResult) -> Self {
+        ConnectOutput {
+            session_id: r.session_id,
+            host_key_fingerprint: r.host_key_fingerprint,
+            host_key_learned: r.host_key_learned,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisconnectArgs {
+    /// The session to close, as returned by connect or list_sessions.
+    pub session_id: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DisconnectOutput {
+    /// What was closed.
+    pub status: String,
+    /// The session that was closed.
+    pub session_id: String,
+}
+
+impl DisconnectOutput {
+    /// `session` is what the daemon listed for this id before closing it, if
+    /// it could be read, so the status names the machine too.
+    pub fn new(session_id: String, session: Option<&SessionInfo>) -> Self {
+        let status = match session {
+            Some(s) => format!(
+                "disconnected session {session_id} ({}@{}:{})",
+                s.username, s.hostname, s.port
+            ),
+            None => format!("disconnected session {session_id}"),
+        };
+        DisconnectOutput { status, session_id }
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListSessionsOutput {
+    pub sessions: Vec<SessionEntry>,
+}
+
+#[derive(Debug, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct SessionEntry {
+    pub session_id: String,
+    pub hostname: String,
+    pub username: String,
+    pub port: u16,
+    /// `connected`, or `disconnected` when the SSH connection was lost.
+    pub status: String,
+    /// When the session was opened (RFC 3339, UTC).
+    pub connected_at: String,
+    /// When the session was last used (RFC 3339, UTC).
+    pub last_used_at: String,
+}
+
+impl From<SessionInfo> for SessionEntry {
+    fn from(s: SessionInfo) -> Self {
+        SessionEntry {
+            status: s.state.as_str().to_owned(),
+            connected_at: rfc3339(s.connected_at_ms),
+            last_used_at: rfc3339(s.last_used_at_ms),
+            session_id: s.session_id,
+            hostname: s.hostname,
+            username: s.username,
+            port: s.port,
+        }
+    }
+}
+
+/// RFC 3339 in UTC to the second. Times past year 9999, which humantime
+/// cannot format, are clamped to its last second rather than failing the
+/// whole listing.
+pub fn rfc3339(ms_since_epoch: u64) -> String {
+    const LAST_SECOND_OF_9999: u64 = 253_402_300_799;
+    let secs = (ms_since_epoch / 1000).min(LAST_SECOND_OF_9999);
+    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+        .to_string()
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteArgs {
+    /// The session to run in, as returned by connect or list_sessions.
+    pub session_id: String,
+    /// Shell command line, run by the remote user's login shell.
+    pub command: String,
+    /// Text written to the command's standard input, which is then closed.
+    pub stdin: Option<String>,
+    /// Seconds after which the command is stopped and its output so far
+    /// returned. No limit when left out.
+    #[schemars(range(min = 1))]
+    pub timeout: Option<i64>,
+}
+
+impl ExecuteArgs {
+    /// # Errors
+    /// When the timeout is not positive or too large, or stdin is over the
+    /// protocol's cap.
+    pub fn into_request(self) -> Result<ExecuteRequest, ToolError> {
+        let timeout_ms = match self.timeout {
+            None => None,
+            Some(secs) if secs <= 0 => {
+                return Err(ToolError::new(format!(
+                    "timeout must be a positive number of seconds, not {secs}; leave it out to \
+                     wait as long as the command runs"
+                )));
+            }
+            Some(secs) => Some(
+                u64::try_from(secs)
+                    .ok()
+                    .and_then(|secs| secs.checked_mul(1000))
+                    .ok_or_else(|| {
+                        ToolError::new(format!(
+                            "timeout {secs} is too large; leave it out for no limit"
+                        ))
+                    })?,
+            ),
+        };
+        let stdin = self.stdin.map(String::into_bytes);
+        if let Some(len) = stdin.as_ref().map(Vec::len)
+            && len > MAX_STDIN_BYTES
+        {
+            return Err(ToolError::new(format!(
+                "stdin is {len} bytes, over the {MAX_STDIN_BYTES}-byte limit: upload the data as \
+                 a file and redirect it into the command instead (`command < file`)"
+            )));
+        }
+        Ok(ExecuteRequest {
+            session_id: self.session_id,
+            command: self.command,
+            stdin,
+            timeout_ms,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct ExecuteOutput {
+    pub stdout: String,
+    pub stderr: String,
+    /// The command's exit status; null when a signal ended it or none was
+    /// reported.
+    pub exit_status: Option<u32>,
+    /// The signal that ended the command, without `SIG` (e.g. `KILL`).
+    pub signal: Option<String>,
+    /// True when the timeout stopped the command; the output is what it wrote
+    /// until then.
+    pub timed_out: bool,
+    /// True when stdout was not valid UTF-8 and invalid bytes were replaced
+    /// with U+FFFD.
+    pub stdout_lossy: bool,
+    /// True when stderr was not valid UTF-8 and invalid bytes were replaced
+    /// with U+FFFD.
+    pub stderr_lossy: bool,
+    /// True when stdout went over the cap and the rest was dropped.
+    pub stdout_truncated: bool,
+    /// True when stderr went over the cap and the rest was dropped.
+    pub stderr_truncated: bool,
+}
+
+impl From<ExecuteResult> for ExecuteOutput {
+    fn from(r: ExecuteResult) -> Self {
+        let (stdout, stdout_lossy) = utf8_lossy(r.stdout);
+        let (stderr, stderr_lossy) = utf8_lossy(r.stderr);
+        ExecuteOutput {
+            stdout,
+            stderr,
+            exit_status: r.exit_status,
+            signal: r.signal,
+            timed_out: r.timed_out,
+            stdout_lossy,
+            stderr_lossy,
+            stdout_truncated: r.stdout_truncated,
+            stderr_truncated: r.stderr_truncated,
+        }
+    }
+}
+
+/// The bytes as text, and whether any had to be replaced to get it. Valid
+/// UTF-8 is moved, not copied.
+pub fn utf8_lossy(bytes: Vec<u8>) -> (String, bool) {
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, false),
+        Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), true),
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadArgs {
+    /// The session whose machine receives the file.
+    pub session_id: String,
+    /// The file to send, on the machine running this server. A leading ~ is
+    /// your home directory; a relative path is relative to this server's
+    /// working directory.
+    pub local_path: String,
+    /// Where to write it on the remote machine; relative to the remote
+    /// user's home directory (also written ~/) unless absolute.
+    pub remote_path: String,
+}
+
+impl UploadArgs {
+    /// # Errors
+    /// When `local_path` cannot be resolved.
+    pub fn into_request(self, paths: &LocalPaths) -> Result<TransferRequest, ToolError> {
+        Ok(TransferRequest {
+            local_path: paths.resolve("local_path", &self.local_path)?,
+            session_id: self.session_id,
+            remote_path: remote_path(self.remote_path),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadArgs {
+    /// The session whose machine holds the file.
+    pub session_id: String,
+    /// The file to fetch on the remote machine; relative to the remote user's
+    /// home directory (also written ~/) unless absolute.
+    pub remote_path: String,
+    /// Where to write it on the machine running this server. A leading ~ is
+    /// your home directory; a relative path is relative to this server's
+    /// working directory.
+    pub local_path: String,
+}
+
+impl DownloadArgs {
+    /// # Errors
+    /// When `local_path` cannot be resolved.
+    pub fn into_request(self, paths: &LocalPaths) -> Result<TransferRequest, ToolError> {
+        Ok(TransferRequest {
+            local_path: paths.resolve("local_path", &self.local_path)?,
+            session_id: self.session_id,
+            remote_path: remote_path(self.remote_path),
+        })
+    }
+}
+
+/// Turns a leading `~` or `~/` into a path relative to the remote user's
+/// home directory, which is what SFTP resolves relative paths against:
+/// models write `~/file`, but SFTP servers take `~` literally. `~user` is
+/// left for the daemon to report.
+pub fn remote_path(path: String) -> String {
+    match path.strip_prefix('~') {
+        Some("") => ".".to_owned(),
+        Some(rest) if rest.starts_with('/') => match rest.trim_start_matches('/') {
+            "" => ".".to_owned(),
+            rest => rest.to_owned(),
+        },
+        _ => path,
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct TransferOutput {
+    /// What was copied where, and anything worth knowing about it.
+    pub status: String,
+    pub bytes_transferred: u64,
+    /// The local file, fully resolved.
+    pub local_path: String,
+    /// The remote file, fully resolved.
+    pub remote_path: String,
+}
+
+/// Which way a transfer went, for its status message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Upload,
+    Download,
+}
+
+impl TransferOutput {
+    pub fn new(direction: Direction, r: TransferResult) -> Self {
+        let unit = if r.bytes == 1 { "byte" } else { "bytes" };
+        let mut status = match direction {
+            Direction::Upload => format!(
+                "uploaded {} {unit} from {} to {}",
+                r.bytes, r.local_path, r.remote_path
+            ),
+            Direction::Download => format!(
+                "downloaded {} {unit} from {} to {}",
+                r.bytes, r.remote_path, r.local_path
+            ),
+        };
+        if r.replaced {
+            status.push_str(", replacing the file that was there");
+        }
+        for note in &r.notes {
+            status.push_str(". Note: ");
+            status.push_str(note);
+        }
+        TransferOutput {
+            status,
+            bytes_transferred: r.bytes,
+            local_path: r.local_path,
+            remote_path: r.remote_path,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sshmcp_proto::{MAX_OUTPUT_BYTES, SessionState};
+
+    fn paths() -> LocalPaths {
+        LocalPaths {
+            home: Some(PathBuf::from("/home/ada")),
+            cwd: Some(PathBuf::from("/work/project")),
+        }
+    }
+
+    fn connect_args() -> ConnectArgs {
+        ConnectArgs {
+            hostname: "example.net".into(),
+            username: "ada".into(),
+            password: None,
+            private_key: Some("~/.ssh/id_ed25519".into()),
+            port: None,
+        }
+    }
+
+    #[test]
+    fn tilde_expands_to_home() {
+        let p = paths();
+        assert_eq!(p.resolve("f", "~").unwrap(), "/home/ada");
+        assert_eq!(p.resolve("f", "~/").unwrap(), "/home/ada");
+        assert_eq!(p.resolve("f", "~/.ssh/id").unwrap(), "/home/ada/.ssh/id");
+    }
+
+    #[test]
+    fn tilde_user_is_refused() {
+        let e = paths().resolve("local_path", "~bob/x").unwrap_err();
+        assert!(e.message().contains("~user"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_cwd() {
+        let p = paths();
+        assert_eq!(p.resolve("f", "out.txt").unwrap(), "/work/project/out.txt");
+        assert_eq!(p.resolve("f", "./a/./b/").unwrap(), "/work/project/a/b");
+        assert_eq!(p.resolve("f", "../x").unwrap(), "/work/project/../x");
+        assert_eq!(p.resolve("f", "/abs/path").unwrap(), "/abs/path");
+    }
+
+    #[test]
+    fn unresolvable_paths_are_errors() {
+        let p = LocalPaths {
+            home: None,
+            cwd: None,
+        };
+        assert!(p.resolve("f", "").is_err());
+        assert!(
+            p.resolve("f", "~/x")
+                .unwrap_err()
+                .message()
+                .contains("HOME")
+        );
+        assert!(
+            p.resolve("f", "rel")
+                .unwrap_err()
+                .message()
+                .contains("absolute")
+        );
+        assert_eq!(p.resolve("f", "/abs").unwrap(), "/abs");
+    }
+
+    #[test]
+    fn connect_defaults_port_and_resolves_key() {
+        let request = connect_args().into_request(&paths()).unwrap();
+        assert_eq!(request.port, 22);
+        assert_eq!(
+            request.private_key.as_deref(),
+            Some("/home/ada/.ssh/id_ed25519")
+        );
+        assert_eq!(request.password, None);
+    }
+
+    #[test]
+    fn connect_passes_password_and_port() {
+        let args = ConnectArgs {
+            password: Some("hunter2".into()),
+            private_key: None,
+            port: Some(2222),
+            ..connect_args()
+        };
+        let request = args.into_request(&paths()).unwrap();
+        assert_eq!(request.port, 2222);
+        assert_eq!(
+            request.password.as_ref().map(Secret::expose),
+            Some("hunter2")
+        );
+        assert_eq!(request.private_key, None);
+    }
+
+    #[test]
+    fn connect_validates_port() {
+        for port in [0, -1, 65536] {
+            let args = ConnectArgs {
+                port: Some(port),
+                ..connect_args()
+            };
+            let e = args.into_request(&paths()).unwrap_err();
+            assert!(e.message().contains("between 1 and 65535"), "{e}");
+        }
+        let args = ConnectArgs {
+            port: Some(65535),
+            ..connect_args()
+        };
+        assert_eq!(args.into_request(&paths()).unwrap().port, 65535);
+    }
+
+    #[test]
+    fn connect_needs_a_credential() {
+        let args = ConnectArgs {
+            private_key: None,
+            ..connect_args()
+        };
+        let e = args.into_request(&paths()).unwrap_err();
+        assert!(e.message().contains("password or a private_key"), "{e}");
+    }
+
+    #[test]
+    fn connect_refuses_key_contents() {
+        let args = ConnectArgs {
+            private_key: Some("-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n".into()),
+            ..connect_args()
+        };
+        let e = args.into_request(&paths()).unwrap_err();
+        assert!(e.message().contains("path of a key file"), "{e}");
+    }
+
+    #[test]
+    fn connect_args_reject_unknown_fields() {
+        let parsed = serde_json::from_value::<ConnectArgs>(serde_json::json!({
+            "hostname": "h", "username": "u", "key_file": "/k"
+        }));
+        assert!(parsed.is_err());
+    }
+
+    #[test]
+    fn execute_converts_timeout_and_stdin() {
+        let args = ExecuteArgs {
+            session_id: "s1".into(),
+            command: "cat".into(),
+            stdin: Some("hi".into()),
+            timeout: Some(30),
+        };
+        let request = args.into_request().unwrap();
+        assert_eq!(request.timeout_ms, Some(30_000));
+        assert_eq!(request.stdin.as_deref(), Some(&b"hi"[..]));
+
+        let args = ExecuteArgs {
+            session_id: "s1".into(),
+            command: "true".into(),
+            stdin: None,
+            timeout: None,
+        };
+        let request = args.into_request().unwrap();
+        assert_eq!(request.timeout_ms, None);
+        assert_eq!(request.stdin, None);
+    }
+
+    #[test]
+    fn execute_validates_timeout() {
+        for timeout in [0, -5, i64::MAX] {
+            let args = ExecuteArgs {
+                session_id: "s1".into(),
+                command: "true".into(),
+                stdin: None,
+                timeout: Some(timeout),
+            };
+            assert!(args.into_request().is_err(), "timeout {timeout}");
+        }
+    }
+
+    #[test]
+    fn execute_caps_stdin() {
+        let args = ExecuteArgs {
+            session_id: "s1".into(),
+            command: "cat".into(),
+            stdin: Some("x".repeat(MAX_STDIN_BYTES + 1)),
+            timeout: None,
+        };
+        let e = args.into_request().unwrap_err();
+        assert!(e.message().contains("upload"), "{e}");
+    }
+
+    #[test]
+    fn descriptions_state_the_real_caps() {
+        assert_eq!(MAX_OUTPUT_BYTES, 24 * 1024 * 1024);
+        assert!(EXECUTE_DESCRIPTION.contains("24 MiB"));
+    }
+
+    #[test]
+    fn utf8_is_flagged_only_when_lossy() {
+        assert_eq!(utf8_lossy(b"ok\n".to_vec()), ("ok\n".to_owned(), false));
+        assert_eq!(
+            utf8_lossy(vec![b'a', 0xff, b'b']),
+            ("a\u{fffd}b".to_owned(), true)
+        );
+    }
+
+    #[test]
+    fn execute_output_flags_each_stream() {
+        let output = ExecuteOutput::from(ExecuteResult {
+            stdout: vec![0xc3, 0x28],
+            stderr: b"fine".to_vec(),
+            exit_status: None,
+            signal: Some("KILL".into()),
+            timed_out: true,
+            stdout_truncated: false,
+            stderr_truncated: true,
+        });
+        assert!(output.stdout_lossy);
+        assert!(!output.stderr_lossy);
+        assert_eq!(output.stderr, "fine");
+        assert_eq!(output.signal.as_deref(), Some("KILL"));
+        assert!(output.timed_out && output.stderr_truncated);
+        let json = serde_json::to_value(&output).unwrap();
+        assert_eq!(json["exit_status"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn rfc3339_formats_to_the_second() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_999), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn sessions_map_state_and_times() {
+        let entry = SessionEntry::from(SessionInfo {
+            session_id: "s1".into(),
+            hostname: "h".into(),
+            username: "u".into(),
+            port: 22,
+            state: SessionState::Disconnected,
+            connected_at_ms: 0,
+            last_used_at_ms: 1_000,
+        });
+        assert_eq!(entry.status, "disconnected");
+        assert_eq!(entry.connected_at, "1970-01-01T00:00:00Z");
+        assert_eq!(entry.last_used_at, "1970-01-01T00:00:01Z");
+    }
+
+    #[test]
+    fn transfer_status_names_paths_bytes_and_notes() {
+        let output = TransferOutput::new(
+            Direction::Download,
+            TransferResult {
+                local_path: "/l/f".into(),
+                remote_path: "/r/f".into(),
+                bytes: 1,
+                replaced: true,
+                notes: vec!["the replace was not atomic".into()],
+            },
+        );
+        assert_eq!(
+            output.status,
+            "downloaded 1 byte from /r/f to /l/f, replacing the file that was there. Note: the \
+             replace was not atomic"
+        );
+        assert_eq!(output.bytes_transferred, 1);
+    }
+
+    #[test]
+    fn transfer_args_resolve_local_path_only() {
+        let upload = UploadArgs {
+            session_id: "s1".into(),
+            local_path: "build/app.tar".into(),
+            remote_path: "app.tar".into(),
+        };
+        let request = upload.into_request(&paths()).unwrap();
+        assert_eq!(request.local_path, "/work/project/build/app.tar");
+        assert_eq!(request.remote_path, "app.tar");
+
+        let download = DownloadArgs {
+            session_id: "s1".into(),
+            remote_path: "~/log".into(),
+            local_path: "~/log".into(),
+        };
+        let request = download.into_request(&paths()).unwrap();
+        assert_eq!(request.local_path, "/home/ada/log");
+        assert_eq!(request.remote_path, "log");
+    }
+
+    #[test]
+    fn remote_tilde_becomes_home_relative() {
+        assert_eq!(remote_path("~".into()), ".");
+        assert_eq!(remote_path("~/".into()), ".");
+        assert_eq!(remote_path("~/a/b".into()), "a/b");
+        assert_eq!(remote_path("~bob/a".into()), "~bob/a");
+        assert_eq!(remote_path("/etc/~/x".into()), "/etc/~/x");
+        assert_eq!(remote_path("rel".into()), "rel");
+    }
+
+    #[test]
+    fn disconnect_status_names_the_machine() {
+        let info = SessionInfo {
+            session_id: "s1".into(),
+            hostname: "h".into(),
+            username: "u".into(),
+            port: 2222,
+            state: SessionState::Connected,
+            connected_at_ms: 0,
+            last_used_at_ms: 0,
+        };
+        assert_eq!(
+            DisconnectOutput::new("s1".into(), Some(&info)).status,
+            "disconnected session s1 (u@h:2222)"
+        );
+        assert_eq!(
+            DisconnectOutput::new("s1".into(), None).status,
+            "disconnected session s1"
+        );
+    }
+}
