@@ -167,6 +167,11 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
     let (mut read, mut write) = stream.into_split();
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, Hello::read(&mut read)).await {
         Ok(Ok(hello)) => hello,
+        Ok(Err(ProtoError::Truncated | ProtoError::Io(_))) => {
+            // A probe (is a daemon listening?) or a client that gave up.
+            tracing::debug!("a client left before finishing its hello");
+            return;
+        }
         Ok(Err(e)) => {
             tracing::warn!("dropped a connection with a bad hello: {e}");
             return;

@@ -131,10 +131,35 @@ fn verify_host_key(
         crate::paths::create_private_dir(dir)
             .map_err(|e| format!("cannot create {} to record {label}: {e}", dir.display()))?;
     }
-    russh::keys::known_hosts::learn_known_hosts_path(host, port, key, known_hosts)
+    learn(&label, key, known_hosts)
         .map_err(|e| format!("cannot record the host key of {label} in {file}: {e}"))?;
     tracing::info!(host = %label, fingerprint = %offered, "learned new host key");
     Ok((offered, HostKeyStatus::Learned))
+}
+
+/// Appends `label key` to known_hosts as OpenSSH writes it. (russh's own
+/// helper starts a new file with a blank line, which shifts every line
+/// number a user is told about.)
+fn learn(label: &str, key: &PublicKey, known_hosts: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let encoded = key
+        .to_openssh()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let existing = std::fs::read(known_hosts).or_else(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        _ => Err(e),
+    })?;
+    let mut line = String::new();
+    if existing.last().is_some_and(|b| *b != b'\n') {
+        line.push('\n');
+    }
+    line.push_str(&format!("{label} {encoded}\n"));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(known_hosts)?;
+    file.write_all(line.as_bytes())?;
+    file.sync_all()
 }
 
 fn client_config() -> client::Config {

@@ -175,8 +175,7 @@ pub async fn execute(
         if let Some(input) = stdin {
             writer.data(&input[..]).await?;
         }
-        writer.eof().await?;
-        Ok::<_, russh::Error>(writer)
+        writer.eof().await
     });
 
     let mut out = Output::default();
@@ -207,8 +206,10 @@ pub async fn execute(
             None => break,
         }
     }
+    // A command may exit without reading all its stdin; the rest can never
+    // be sent, so the feeder is stopped rather than awaited.
+    feeder.abort();
     if timed_out {
-        feeder.abort();
         stop(handle, out.pgid).await;
         // Collect what the command printed while it was being stopped.
         let drain_until = Instant::now() + DRAIN_AFTER_STOP;
@@ -216,12 +217,6 @@ pub async fn execute(
             if out.apply(msg) {
                 break;
             }
-        }
-    } else if let Ok(Ok(writer)) = feeder.await {
-        // The channel is done; closing may fail if the server closed first,
-        // which is the normal end of an exec channel.
-        if let Err(e) = writer.close().await {
-            tracing::debug!("closing a finished exec channel: {e}");
         }
     }
     Ok(out.finish(timed_out))
