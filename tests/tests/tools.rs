@@ -627,3 +627,77 @@ fn connect_errors_are_actionable() {
     assert!(r.is_error);
     assert!(r.text.contains(&port.to_string()), "{}", r.text);
 }
+
+#[test]
+fn shims_starting_at_once_share_one_daemon() {
+    let env = Env::new();
+    let pids: Vec<u32> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut shim = Shim::spawn(&env);
+                    shim.initialize();
+                    let r = shim.call_tool("list_sessions", json!({}));
+                    assert_eq!(r.expect_ok()["sessions"], json!([]));
+                    env.daemon_pid().expect("a daemon answers")
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        pids.windows(2).all(|w| w[0] == w[1]),
+        "one daemon for all: {pids:?}"
+    );
+    let out = run_cli(&env, &["status", "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["pid"], pids[0]);
+}
+
+/// Two calls on one session run at once: the first waits for a file only the
+/// second creates, so run one after the other it would time out.
+#[test]
+fn executes_on_one_session_run_concurrently() {
+    let mut w = World::new();
+    let id = w.connect_root();
+    let flag = w.env.dir().join("flag");
+    let waiter = format!(
+        "while [ ! -e {0} ]; do sleep 0.05; done; echo saw it",
+        flag.display()
+    );
+    let maker = format!("touch {}", flag.display());
+    let env = &w.env;
+    let results: Vec<Value> = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| {
+            let mut shim = Shim::spawn(env);
+            shim.initialize();
+            shim.call_tool(
+                "execute",
+                json!({"session_id": id, "command": waiter, "timeout": 30}),
+            )
+            .expect_ok()
+            .clone()
+        });
+        let making = scope.spawn(|| {
+            let mut shim = Shim::spawn(env);
+            shim.initialize();
+            // Start the maker only once the waiter's shell is running.
+            wait_until(
+                Duration::from_secs(20),
+                "the waiting command to start",
+                || {
+                    !processes_with(&format!("[ ! -e {}", flag.display())).is_empty()
+                        || !processes_with("sleep 0.05").is_empty()
+                },
+            )
+            .unwrap();
+            shim.call_tool("execute", json!({"session_id": id, "command": maker}))
+                .expect_ok()
+                .clone()
+        });
+        vec![waiting.join().unwrap(), making.join().unwrap()]
+    });
+    assert_eq!(results[0]["timed_out"], false, "{:?}", results[0]);
+    assert_eq!(results[0]["stdout"], "saw it\n");
+    assert_eq!(results[1]["exit_status"], 0);
+}
