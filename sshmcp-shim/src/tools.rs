@@ -38,8 +38,9 @@ key differs from the recorded one is refused. Sessions persist across MCP client
 call list_sessions to find an existing session to the same host before opening another.";
 
 pub const DISCONNECT_DESCRIPTION: &str = "\
-Close a session opened with connect. Its session_id stops working; commands still running \
-in it are stopped. Call this when you are done with a machine.";
+Close a session opened with connect. Its session_id stops working, and calls still running \
+on it fail; a command started without a timeout may keep running on the remote machine. \
+Call this when you are done with a machine.";
 
 pub const LIST_SESSIONS_DESCRIPTION: &str = "\
 List the SSH sessions the sshmcp daemon holds, including ones opened before this MCP client \
@@ -64,12 +65,16 @@ file and download that.";
 
 pub const UPLOAD_DESCRIPTION: &str = "\
 Copy one file from the machine running this server to a session's remote machine over \
-SFTP, replacing any file already at remote_path. A relative remote_path is relative to the \
-remote user's home directory. Returns both resolved paths and the number of bytes copied.";
+SFTP. An existing file at remote_path is replaced whole, and a failed upload leaves nothing \
+behind; an existing directory receives the file under its own name. A relative local_path \
+is relative to this server's working directory, a relative remote_path to the remote \
+user's home directory. Returns both resolved paths and the number of bytes copied.";
 
 pub const DOWNLOAD_DESCRIPTION: &str = "\
 Copy one file from a session's remote machine to the machine running this server over \
-SFTP, replacing any file already at local_path. A relative remote_path is relative to the \
+SFTP. An existing file at local_path is replaced whole, and a failed download leaves \
+nothing behind; an existing directory receives the file under its remote name. A relative \
+local_path is relative to this server's working directory, a relative remote_path to the \
 remote user's home directory. Returns both resolved paths and the number of bytes copied.";
 
 /// A tool that ran and failed. Its text goes to the model as an `isError`
