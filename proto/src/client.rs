@@ -4,13 +4,14 @@
 
 use crate::{
     ClientMessage, Hello, HelloReply, HelloStatus, PROTOCOL_VERSION, ProtoError, Request, Response,
-    ServerMessage, read_message, write_message,
+    ServerMessage, codec, read_message, write_frame,
 };
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
-use tokio::sync::oneshot;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Error)]
 pub enum ClientError {
@@ -18,36 +19,80 @@ pub enum ClientError {
     Proto(#[from] ProtoError),
     #[error("the daemon closed the connection before answering")]
     Closed,
+    /// The connection broke in a way other than a clean close; the text is
+    /// the error that ended it.
+    #[error("the connection to the daemon failed: {0}")]
+    Broken(String),
 }
 
-type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Response>>>>>;
-
-/// A handshaken connection to the daemon. Cheap to share behind an `Arc`:
-/// several calls may be in flight at once.
-pub struct Client<S> {
-    writer: tokio::sync::Mutex<WriteHalf<S>>,
-    pending: Pending,
-    next_id: std::sync::atomic::AtomicU64,
-    daemon_software: String,
-    reader: tokio::task::JoinHandle<()>,
+/// Waiters by request id, or — once the connection is gone — why it ended.
+enum Pending {
+    Open(HashMap<u64, oneshot::Sender<Response>>),
+    Ended(Option<String>),
 }
 
-impl<S> Drop for Client<S> {
-    fn drop(&mut self) {
-        self.reader.abort();
+impl Pending {
+    fn ended_error(&self) -> ClientError {
+        match self {
+            Pending::Ended(Some(why)) => ClientError::Broken(why.clone()),
+            _ => ClientError::Closed,
+        }
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Send + 'static> Client<S> {
+type Shared = Arc<Mutex<Pending>>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Pending> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A handshaken connection to the daemon. Share it behind an `Arc`: several
+/// calls may be in flight at once.
+///
+/// Calls are cancel-safe: a call's future may be dropped at any point (a
+/// cancelled tool call) without leaving half a frame on the connection,
+/// because frames are written by one writer task, never by the caller.
+pub struct Client {
+    /// Encoded frames for the writer task.
+    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    pending: Shared,
+    next_id: AtomicU64,
+    daemon_software: String,
+    tasks: [tokio::task::JoinHandle<()>; 2],
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Removes a call's waiter when the call ends early (its future dropped).
+struct Registration<'a> {
+    pending: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if let Pending::Open(waiters) = &mut *lock(self.pending) {
+            waiters.remove(&self.id);
+        }
+    }
+}
+
+impl Client {
     /// Performs the hello exchange on `stream`.
     ///
     /// # Errors
     /// [`ProtoError::VersionMismatch`] when the daemon speaks another
-    /// protocol version; [`ProtoError::BadMagic`] when the peer is not an
-    /// sshmcp daemon.
-    pub async fn handshake(mut stream: S, software: &str) -> Result<Self, ClientError>
+    /// protocol version or refuses us; [`ProtoError::BadMagic`] when the peer
+    /// is not an sshmcp daemon.
+    pub async fn handshake<S>(mut stream: S, software: &str) -> Result<Self, ClientError>
     where
-        S: Unpin,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         Hello::current(software).write(&mut stream).await?;
         let reply = HelloReply::read(&mut stream).await?;
@@ -59,34 +104,48 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> Client<S> {
             }
             .into());
         }
-        let (mut read, write) = tokio::io::split(stream);
-        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
+        let (mut read, mut write) = tokio::io::split(stream);
+        let pending: Shared = Arc::new(Mutex::new(Pending::Open(HashMap::new())));
+
         let reader_pending = pending.clone();
         let reader = tokio::spawn(async move {
-            while let Ok(Some(msg)) = read_message::<ServerMessage, _>(&mut read).await {
-                let waiter = reader_pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_mut()
-                    .and_then(|p| p.remove(&msg.id));
-                if let Some(waiter) = waiter {
-                    // The caller may have given up; nothing to do then.
-                    drop(waiter.send(msg.response));
+            let why = loop {
+                match read_message::<ServerMessage, _>(&mut read).await {
+                    Ok(Some(msg)) => {
+                        let waiter = match &mut *lock(&reader_pending) {
+                            Pending::Open(waiters) => waiters.remove(&msg.id),
+                            Pending::Ended(_) => None,
+                        };
+                        if let Some(waiter) = waiter {
+                            // The caller may have given up; nothing to do then.
+                            drop(waiter.send(msg.response));
+                        }
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(e.to_string()),
+                }
+            };
+            // Fail every waiter (dropping its sender) and refuse new calls.
+            *lock(&reader_pending) = Pending::Ended(why);
+        });
+
+        let (outgoing, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
+        let writer_pending = pending.clone();
+        let writer = tokio::spawn(async move {
+            while let Some(frame) = queue.recv().await {
+                if let Err(e) = write_frame(&mut write, &frame).await {
+                    *lock(&writer_pending) = Pending::Ended(Some(e.to_string()));
+                    break;
                 }
             }
-            // Connection gone: fail every waiter by dropping its sender, and
-            // refuse new registrations.
-            reader_pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
         });
+
         Ok(Client {
-            writer: tokio::sync::Mutex::new(write),
+            outgoing,
             pending,
-            next_id: std::sync::atomic::AtomicU64::new(1),
+            next_id: AtomicU64::new(1),
             daemon_software: reply.software,
-            reader,
+            tasks: [reader, writer],
         })
     }
 
@@ -95,39 +154,43 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> Client<S> {
         &self.daemon_software
     }
 
+    /// Whether the connection has ended; every call would fail.
+    pub fn is_closed(&self) -> bool {
+        matches!(*lock(&self.pending), Pending::Ended(_))
+    }
+
     /// Sends one request and waits for its response.
     ///
     /// # Errors
-    /// [`ClientError::Closed`] when the connection ends first.
+    /// [`ClientError::Closed`] when the daemon closed the connection first;
+    /// [`ClientError::Broken`] when it failed otherwise;
+    /// [`ProtoError::FrameTooLarge`] for a request too large to send, which
+    /// leaves the connection usable.
     pub async fn call(&self, request: Request) -> Result<Response, ClientError> {
-        let id = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        match self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
-            Some(p) => p.insert(id, tx),
-            None => return Err(ClientError::Closed),
-        };
-        let sent = {
-            let mut w = self.writer.lock().await;
-            write_message(&mut *w, &ClientMessage { id, request }).await
-        };
-        if let Err(e) = sent {
-            if let Some(p) = self
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_mut()
-            {
-                p.remove(&id);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = codec::encode(&ClientMessage { id, request })?;
+        if frame.len() > crate::MAX_FRAME_LEN as usize {
+            return Err(ProtoError::FrameTooLarge {
+                len: frame.len() as u64,
+                max: crate::MAX_FRAME_LEN,
             }
-            return Err(e.into());
+            .into());
         }
-        rx.await.map_err(|_| ClientError::Closed)
+        let (tx, rx) = oneshot::channel();
+        match &mut *lock(&self.pending) {
+            Pending::Open(waiters) => waiters.insert(id, tx),
+            ended => return Err(ended.ended_error()),
+        };
+        let _registration = Registration {
+            pending: &self.pending,
+            id,
+        };
+        if self.outgoing.send(frame).is_err() {
+            return Err(lock(&self.pending).ended_error());
+        }
+        match rx.await {
+            Ok(response) => Ok(response),
+            Err(_) => Err(lock(&self.pending).ended_error()),
+        }
     }
 }

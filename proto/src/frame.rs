@@ -28,13 +28,13 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8
             max: MAX_FRAME_LEN,
         });
     }
-    let mut payload = vec![0u8; len as usize];
-    r.read_exact(&mut payload)
-        .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => ProtoError::Truncated,
-            _ => ProtoError::Io(e),
-        })?;
+    // Grow with the bytes that actually arrive rather than trusting the
+    // prefix for an allocation up front.
+    let mut payload = Vec::with_capacity((len as usize).min(64 * 1024));
+    let got = r.take(len.into()).read_to_end(&mut payload).await?;
+    if got < len as usize {
+        return Err(ProtoError::Truncated);
+    }
     Ok(Some(payload))
 }
 

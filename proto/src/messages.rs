@@ -127,6 +127,7 @@ pub struct SessionInfo {
 pub struct ExecuteRequest {
     pub session_id: String,
     pub command: String,
+    #[serde(with = "serde_bytes")]
     pub stdin: Option<Vec<u8>>,
     /// No deadline when `None`.
     pub timeout_ms: Option<u64>,
@@ -134,7 +135,11 @@ pub struct ExecuteRequest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecuteResult {
+    // serde_bytes: encoded exactly as a plain Vec<u8>, but decoded in one
+    // copy instead of byte by byte.
+    #[serde(with = "serde_bytes")]
     pub stdout: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub stderr: Vec<u8>,
     /// `None` when the command was ended by a signal or never reported one.
     pub exit_status: Option<u32>,

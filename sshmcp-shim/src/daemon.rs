@@ -15,13 +15,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::sync::{Mutex, oneshot};
 use tokio::time::Instant;
@@ -67,7 +63,7 @@ impl fmt::Display for DaemonError {
 
 impl std::error::Error for DaemonError {}
 
-type DaemonClient = Client<WatchedStream>;
+type DaemonClient = Client;
 
 /// The daemon as this shim sees it: where it listens, and the connection to
 /// it when one is open.
@@ -81,8 +77,6 @@ pub struct Daemon {
 /// An open, handshaken connection.
 struct Link {
     client: Arc<DaemonClient>,
-    /// Set once the daemon's end of the connection has closed.
-    closed: Arc<AtomicBool>,
 }
 
 impl Daemon {
@@ -146,7 +140,7 @@ impl Daemon {
     async fn client(&self) -> Result<Arc<DaemonClient>, DaemonError> {
         let mut link = self.link.lock().await;
         if let Some(open) = link.as_ref()
-            && !open.closed.load(Ordering::Acquire)
+            && !open.client.is_closed()
         {
             return Ok(open.client.clone());
         }
@@ -186,11 +180,6 @@ impl Daemon {
     }
 
     async fn handshake(&self, stream: UnixStream) -> Result<Link, DaemonError> {
-        let closed = Arc::new(AtomicBool::new(false));
-        let stream = WatchedStream {
-            inner: stream,
-            closed: closed.clone(),
-        };
         let handshake =
             tokio::time::timeout(HANDSHAKE_TIMEOUT, Client::handshake(stream, SOFTWARE));
         let client = match handshake.await {
@@ -235,7 +224,6 @@ impl Daemon {
         tracing::debug!(daemon = client.daemon_software(), "connected to sshmcpd");
         Ok(Link {
             client: Arc::new(client),
-            closed,
         })
     }
 
@@ -474,67 +462,6 @@ fn log_tail(path: &Path, lines: usize) -> io::Result<String> {
 fn last_lines(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// The daemon socket, recording when the daemon's end closes. The client's
-/// reader task is always reading, so an end of stream or a read error shows
-/// up here as soon as the daemon exits, and the next call reconnects instead
-/// of failing on a dead connection.
-struct WatchedStream {
-    inner: UnixStream,
-    closed: Arc<AtomicBool>,
-}
-
-impl AsyncRead for WatchedStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let room = buf.remaining();
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let ended = match &poll {
-            Poll::Ready(Ok(())) => room > 0 && buf.filled().len() == before,
-            Poll::Ready(Err(_)) => true,
-            Poll::Pending => false,
-        };
-        if ended {
-            this.closed.store(true, Ordering::Release);
-        }
-        poll
-    }
-}
-
-impl AsyncWrite for WatchedStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
 }
 
 #[cfg(test)]

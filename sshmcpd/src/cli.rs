@@ -128,7 +128,7 @@ async fn serve(socket: &Path) -> anyhow::Result<()> {
 }
 
 /// Connects to the daemon; `Ok(None)` when none is running there.
-async fn connect(socket: &Path) -> anyhow::Result<Option<Client<UnixStream>>> {
+async fn connect(socket: &Path) -> anyhow::Result<Option<Client>> {
     let stream = match UnixStream::connect(socket).await {
         Ok(s) => s,
         Err(e)

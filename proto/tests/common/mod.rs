@@ -1,0 +1,410 @@
+//! Shared fixtures for the proto integration tests: one realistic value of
+//! every message variant, hex helpers and a few hand-rolled readers.
+//!
+//! Each test binary uses a different subset of this module.
+#![allow(dead_code)]
+
+use sshmcp_proto::{
+    ClientMessage, ConnectRequest, ConnectResult, DaemonStatus, ErrorBody, ErrorKind,
+    ExecuteRequest, ExecuteResult, Request, Response, Secret, ServerMessage, SessionInfo,
+    SessionState, TransferRequest, TransferResult,
+};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// Lowercase hex without separators.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses hex, ignoring ASCII whitespace and `#` comments to the end of a
+/// line, so pinned bytes can be grouped and labelled by field.
+pub fn unhex(s: &str) -> Vec<u8> {
+    let digits: Vec<u8> = s
+        .lines()
+        .flat_map(|line| line.split('#').next().unwrap_or("").bytes())
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    assert!(
+        digits.len().is_multiple_of(2),
+        "odd number of hex digits in {s:?}"
+    );
+    digits
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+        .collect()
+}
+
+pub fn session(id: &str, state: SessionState) -> SessionInfo {
+    SessionInfo {
+        session_id: id.into(),
+        hostname: "build-01.example.internal".into(),
+        username: "deploy".into(),
+        port: 2222,
+        state,
+        connected_at_ms: 1_735_689_600_000,
+        last_used_at_ms: 1_735_693_200_123,
+    }
+}
+
+/// One realistic value of every `Request` variant, in declaration order.
+pub fn all_requests() -> Vec<Request> {
+    vec![
+        Request::Connect(ConnectRequest {
+            hostname: "build-01.example.internal".into(),
+            username: "deploy".into(),
+            port: 22,
+            password: Some(Secret::new("correct horse battery staple".into())),
+            private_key: Some("/home/deploy/.ssh/id_ed25519".into()),
+        }),
+        Request::Disconnect {
+            session_id: "a1b2c3d4".into(),
+        },
+        Request::ListSessions,
+        Request::Execute(ExecuteRequest {
+            session_id: "a1b2c3d4".into(),
+            command: "sort -u | head -n 3".into(),
+            stdin: Some(b"pear\napple\npear\n\xff\x00binary".to_vec()),
+            timeout_ms: Some(30_000),
+        }),
+        Request::Upload(TransferRequest {
+            session_id: "a1b2c3d4".into(),
+            local_path: "/home/me/build/app.tar.gz".into(),
+            remote_path: "/srv/releases/app.tar.gz".into(),
+        }),
+        Request::Download(TransferRequest {
+            session_id: "a1b2c3d4".into(),
+            local_path: "/home/me/logs/ünïcødé.log".into(),
+            remote_path: "/var/log/app/current.log".into(),
+        }),
+        Request::Status,
+        Request::Shutdown,
+    ]
+}
+
+/// Extra requests that exercise the `None` / empty sides of optional fields.
+pub fn edge_requests() -> Vec<Request> {
+    vec![
+        Request::Connect(ConnectRequest {
+            hostname: "[::1]".into(),
+            username: String::new(),
+            port: u16::MAX,
+            password: None,
+            private_key: None,
+        }),
+        Request::Execute(ExecuteRequest {
+            session_id: String::new(),
+            command: "true".into(),
+            stdin: None,
+            timeout_ms: None,
+        }),
+        Request::Execute(ExecuteRequest {
+            session_id: "s".into(),
+            command: "cat".into(),
+            stdin: Some(Vec::new()),
+            timeout_ms: Some(u64::MAX),
+        }),
+    ]
+}
+
+/// One realistic value of every `Response` variant, in declaration order.
+pub fn all_responses() -> Vec<Response> {
+    vec![
+        Response::Connected(ConnectResult {
+            session_id: "a1b2c3d4".into(),
+            host_key_fingerprint: "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8".into(),
+            host_key_learned: true,
+        }),
+        Response::Disconnected {
+            session_id: "a1b2c3d4".into(),
+        },
+        Response::Sessions(vec![
+            session("a1b2c3d4", SessionState::Connected),
+            session("e5f6a7b8", SessionState::Disconnected),
+        ]),
+        Response::Executed(ExecuteResult {
+            stdout: b"apple\npear\n".to_vec(),
+            stderr: b"sort: warning\n\x1b[0m".to_vec(),
+            exit_status: Some(0),
+            signal: None,
+            timed_out: false,
+            stdout_truncated: false,
+            stderr_truncated: true,
+        }),
+        Response::Transferred(TransferResult {
+            local_path: "/home/me/build/app.tar.gz".into(),
+            remote_path: "/srv/releases/app.tar.gz".into(),
+            bytes: 48_213_907,
+            replaced: true,
+            notes: vec!["the remote file was replaced non-atomically".into()],
+        }),
+        Response::Status(DaemonStatus {
+            pid: 41_234,
+            version: "sshmcpd 0.1.0".into(),
+            proto_version: sshmcp_proto::PROTOCOL_VERSION,
+            uptime_s: 86_461,
+            socket: "/run/user/1000/sshmcp/sshmcpd.sock".into(),
+            log_path: "/home/me/.local/state/sshmcp/sshmcpd.log".into(),
+            sessions: vec![session("a1b2c3d4", SessionState::Connected)],
+        }),
+        Response::ShuttingDown,
+        Response::Error(ErrorBody::new(
+            ErrorKind::UnknownSession,
+            "no session \"zz\"; known sessions: a1b2c3d4",
+        )),
+    ]
+}
+
+/// Extra responses for the `None` / empty / extreme sides of fields.
+pub fn edge_responses() -> Vec<Response> {
+    vec![
+        Response::Sessions(Vec::new()),
+        Response::Executed(ExecuteResult {
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            exit_status: None,
+            signal: Some("KILL".into()),
+            timed_out: true,
+            stdout_truncated: true,
+            stderr_truncated: false,
+        }),
+        Response::Executed(ExecuteResult {
+            stdout: vec![0; 1000],
+            stderr: Vec::new(),
+            exit_status: Some(u32::MAX),
+            signal: None,
+            timed_out: false,
+            stdout_truncated: false,
+            stderr_truncated: false,
+        }),
+        Response::Transferred(TransferResult {
+            local_path: String::new(),
+            remote_path: String::new(),
+            bytes: 0,
+            replaced: false,
+            notes: Vec::new(),
+        }),
+    ]
+}
+
+pub const ALL_ERROR_KINDS: [ErrorKind; 11] = [
+    ErrorKind::BadRequest,
+    ErrorKind::UnknownSession,
+    ErrorKind::ConnectFailed,
+    ErrorKind::AuthFailed,
+    ErrorKind::HostKeyRejected,
+    ErrorKind::Timeout,
+    ErrorKind::RemoteIo,
+    ErrorKind::LocalIo,
+    ErrorKind::SessionClosed,
+    ErrorKind::ShuttingDown,
+    ErrorKind::Internal,
+];
+
+pub const ALL_SESSION_STATES: [SessionState; 2] =
+    [SessionState::Connected, SessionState::Disconnected];
+
+// The functions below have no wildcard arm: adding a variant without adding it
+// to the fixtures above fails to compile here, or fails the coverage tests.
+
+/// Declaration position of a `Request` variant, which is its bincode tag.
+pub fn request_index(r: &Request) -> u32 {
+    match r {
+        Request::Connect(_) => 0,
+        Request::Disconnect { .. } => 1,
+        Request::ListSessions => 2,
+        Request::Execute(_) => 3,
+        Request::Upload(_) => 4,
+        Request::Download(_) => 5,
+        Request::Status => 6,
+        Request::Shutdown => 7,
+    }
+}
+pub const REQUEST_VARIANTS: u32 = 8;
+
+/// Declaration position of a `Response` variant, which is its bincode tag.
+pub fn response_index(r: &Response) -> u32 {
+    match r {
+        Response::Connected(_) => 0,
+        Response::Disconnected { .. } => 1,
+        Response::Sessions(_) => 2,
+        Response::Executed(_) => 3,
+        Response::Transferred(_) => 4,
+        Response::Status(_) => 5,
+        Response::ShuttingDown => 6,
+        Response::Error(_) => 7,
+    }
+}
+pub const RESPONSE_VARIANTS: u32 = 8;
+
+pub fn error_kind_index(k: ErrorKind) -> u32 {
+    match k {
+        ErrorKind::BadRequest => 0,
+        ErrorKind::UnknownSession => 1,
+        ErrorKind::ConnectFailed => 2,
+        ErrorKind::AuthFailed => 3,
+        ErrorKind::HostKeyRejected => 4,
+        ErrorKind::Timeout => 5,
+        ErrorKind::RemoteIo => 6,
+        ErrorKind::LocalIo => 7,
+        ErrorKind::SessionClosed => 8,
+        ErrorKind::ShuttingDown => 9,
+        ErrorKind::Internal => 10,
+    }
+}
+
+pub fn session_state_index(s: SessionState) -> u32 {
+    match s {
+        SessionState::Connected => 0,
+        SessionState::Disconnected => 1,
+    }
+}
+
+/// Every fixture as a `ClientMessage`, with distinct ids of varying widths.
+pub fn client_messages() -> Vec<ClientMessage> {
+    all_requests()
+        .into_iter()
+        .chain(edge_requests())
+        .zip([
+            0,
+            1,
+            250,
+            251,
+            65_535,
+            65_536,
+            u32::MAX as u64,
+            u64::MAX,
+            7,
+            8,
+            9,
+        ])
+        .map(|(request, id)| ClientMessage { id, request })
+        .collect()
+}
+
+/// Every fixture as a `ServerMessage`, with distinct ids of varying widths.
+pub fn server_messages() -> Vec<ServerMessage> {
+    all_responses()
+        .into_iter()
+        .chain(edge_responses())
+        .zip([
+            0,
+            1,
+            250,
+            251,
+            65_535,
+            65_536,
+            u32::MAX as u64,
+            u64::MAX,
+            7,
+            8,
+            9,
+            10,
+        ])
+        .map(|(response, id)| ServerMessage { id, response })
+        .collect()
+}
+
+/// Yields `data`, then never completes a read again (and never wakes the
+/// task): a peer that sent a prefix and went quiet without closing.
+pub struct StallAfter {
+    data: Vec<u8>,
+    pos: usize,
+    /// The largest buffer a caller offered to `poll_read`.
+    pub largest_read_buf: usize,
+}
+
+impl StallAfter {
+    pub fn new(data: impl Into<Vec<u8>>) -> Self {
+        StallAfter {
+            data: data.into(),
+            pos: 0,
+            largest_read_buf: 0,
+        }
+    }
+}
+
+impl AsyncRead for StallAfter {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        this.largest_read_buf = this.largest_read_buf.max(buf.remaining());
+        if this.pos == this.data.len() {
+            return Poll::Pending;
+        }
+        let n = buf.remaining().min(this.data.len() - this.pos);
+        buf.put_slice(&this.data[this.pos..this.pos + n]);
+        this.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Yields `data` one byte per read, then EOF: exercises every partial-read
+/// path of the frame reader.
+pub struct Trickle {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl Trickle {
+    pub fn new(data: impl Into<Vec<u8>>) -> Self {
+        Trickle {
+            data: data.into(),
+            pos: 0,
+        }
+    }
+}
+
+impl AsyncRead for Trickle {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.pos < self.data.len() && buf.remaining() > 0 {
+            let b = self.data[self.pos];
+            buf.put_slice(&[b]);
+            self.pos += 1;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Yields `data`, then fails every read with `kind`.
+pub struct FailAfter {
+    data: Vec<u8>,
+    pos: usize,
+    kind: io::ErrorKind,
+}
+
+impl FailAfter {
+    pub fn new(data: impl Into<Vec<u8>>, kind: io::ErrorKind) -> Self {
+        FailAfter {
+            data: data.into(),
+            pos: 0,
+            kind,
+        }
+    }
+}
+
+impl AsyncRead for FailAfter {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.pos == self.data.len() {
+            return Poll::Ready(Err(io::Error::new(self.kind, "injected failure")));
+        }
+        let n = buf.remaining().min(self.data.len() - self.pos);
+        let start = self.pos;
+        buf.put_slice(&self.data[start..start + n]);
+        self.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
