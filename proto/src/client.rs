@@ -3,8 +3,8 @@
 //! those are the callers' policy.
 
 use crate::{
-    ClientMessage, Hello, HelloReply, HelloStatus, PROTOCOL_VERSION, ProtoError, Request, Response,
-    ServerMessage, codec, read_message, write_frame,
+    ClientMessage, Hello, HelloReply, HelloStatus, PROTOCOL_VERSION, Progress, ProtoError, Request,
+    Response, ServerMessage, codec, read_message, write_frame,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,9 +25,15 @@ pub enum ClientError {
     Broken(String),
 }
 
+/// A call waiting for its answer, and where its progress reports go.
+struct Waiter {
+    answer: oneshot::Sender<Response>,
+    progress: Option<mpsc::UnboundedSender<Progress>>,
+}
+
 /// Waiters by request id, or — once the connection is gone — why it ended.
 enum Pending {
-    Open(HashMap<u64, oneshot::Sender<Response>>),
+    Open(HashMap<u64, Waiter>),
     Ended(Option<String>),
 }
 
@@ -69,16 +75,22 @@ impl Drop for Client {
     }
 }
 
-/// Removes a call's waiter when the call ends early (its future dropped).
+/// Ends a call that is dropped before its answer (a cancelled tool call):
+/// removes its waiter and asks the daemon to cancel it, so the remote
+/// command or transfer stops instead of running on unobserved.
 struct Registration<'a> {
-    pending: &'a Shared,
+    client: &'a Client,
     id: u64,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        if let Pending::Open(waiters) = &mut *lock(self.pending) {
-            waiters.remove(&self.id);
+        let unanswered = match &mut *lock(&self.client.pending) {
+            Pending::Open(waiters) => waiters.remove(&self.id).is_some(),
+            Pending::Ended(_) => false,
+        };
+        if unanswered {
+            self.client.send_cancel(self.id);
         }
     }
 }
@@ -111,6 +123,17 @@ impl Client {
         let reader = tokio::spawn(async move {
             let why = loop {
                 match read_message::<ServerMessage, _>(&mut read).await {
+                    Ok(Some(ServerMessage {
+                        id,
+                        response: Response::Progress(progress),
+                    })) => {
+                        if let Pending::Open(waiters) = &*lock(&reader_pending)
+                            && let Some(sink) = waiters.get(&id).and_then(|w| w.progress.as_ref())
+                        {
+                            // The caller may have stopped listening; fine.
+                            drop(sink.send(progress));
+                        }
+                    }
                     Ok(Some(msg)) => {
                         let waiter = match &mut *lock(&reader_pending) {
                             Pending::Open(waiters) => waiters.remove(&msg.id),
@@ -118,7 +141,7 @@ impl Client {
                         };
                         if let Some(waiter) = waiter {
                             // The caller may have given up; nothing to do then.
-                            drop(waiter.send(msg.response));
+                            drop(waiter.answer.send(msg.response));
                         }
                     }
                     Ok(None) => break None,
@@ -161,14 +184,42 @@ impl Client {
 
     /// Sends one request and waits for its response.
     ///
+    /// Dropping the returned future before it completes cancels the call in
+    /// the daemon.
+    ///
     /// # Errors
     /// [`ClientError::Closed`] when the daemon closed the connection first;
     /// [`ClientError::Broken`] when it failed otherwise;
     /// [`ProtoError::FrameTooLarge`] for a request too large to send, which
     /// leaves the connection usable.
     pub async fn call(&self, request: Request) -> Result<Response, ClientError> {
+        self.call_inner(request, None).await
+    }
+
+    /// [`Client::call`], with the daemon's progress reports for this call
+    /// sent to `progress` while it runs.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn call_with_progress(
+        &self,
+        request: Request,
+        progress: mpsc::UnboundedSender<Progress>,
+    ) -> Result<Response, ClientError> {
+        self.call_inner(request, Some(progress)).await
+    }
+
+    async fn call_inner(
+        &self,
+        request: Request,
+        progress: Option<mpsc::UnboundedSender<Progress>>,
+    ) -> Result<Response, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = codec::encode(&ClientMessage { id, request })?;
+        let frame = codec::encode(&ClientMessage {
+            id,
+            request,
+            progress: progress.is_some(),
+        })?;
         if frame.len() > crate::MAX_FRAME_LEN as usize {
             return Err(ProtoError::FrameTooLarge {
                 len: frame.len() as u64,
@@ -176,21 +227,35 @@ impl Client {
             }
             .into());
         }
-        let (tx, rx) = oneshot::channel();
+        let (answer, rx) = oneshot::channel();
         match &mut *lock(&self.pending) {
-            Pending::Open(waiters) => waiters.insert(id, tx),
+            Pending::Open(waiters) => waiters.insert(id, Waiter { answer, progress }),
             ended => return Err(ended.ended_error()),
         };
-        let _registration = Registration {
-            pending: &self.pending,
-            id,
-        };
+        let _registration = Registration { client: self, id };
         if self.outgoing.send(frame).is_err() {
             return Err(lock(&self.pending).ended_error());
         }
         match rx.await {
             Ok(response) => Ok(response),
             Err(_) => Err(lock(&self.pending).ended_error()),
+        }
+    }
+
+    /// Queues a [`Request::Cancel`] for call `target`; nothing waits for an
+    /// answer, since the cancelled call gives it.
+    fn send_cancel(&self, target: u64) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let msg = ClientMessage {
+            id,
+            request: Request::Cancel { id: target },
+            progress: false,
+        };
+        // Encoding this fixed, tiny message cannot fail. A closed queue means
+        // the connection is gone, and the daemon cancels a gone
+        // connection's calls itself.
+        if let Ok(frame) = codec::encode(&msg) {
+            drop(self.outgoing.send(frame));
         }
     }
 }

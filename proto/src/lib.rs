@@ -54,16 +54,21 @@ pub use messages::*;
 
 /// Version of the framed protocol that follows the hello. Bump it on any
 /// incompatible change to a type in `messages`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Hard cap on one frame's payload. Large enough for an `execute` result
 /// holding both capped output streams; small enough that a hostile length
 /// prefix cannot make a peer allocate much.
 pub const MAX_FRAME_LEN: u32 = 64 * 1024 * 1024;
 
-/// Cap on the bytes of each output stream an `execute` returns; output past it
-/// is dropped and the result says so. Keeps a result inside one frame.
+/// Cap on the inline bytes of each output stream an `execute` returns
+/// (`max_output_bytes` cannot raise it further). Keeps a result inside one
+/// frame.
 pub const MAX_OUTPUT_BYTES: usize = 24 * 1024 * 1024;
+
+/// Inline bytes per output stream when the caller does not say: enough for a
+/// build log's error, small enough for a model's context.
+pub const DEFAULT_OUTPUT_BYTES: usize = 32 * 1024;
 
 /// Cap on `stdin` for one `execute` request, for the same reason.
 pub const MAX_STDIN_BYTES: usize = 8 * 1024 * 1024;

@@ -10,6 +10,8 @@ use zeroize::Zeroize;
 pub struct ClientMessage {
     pub id: u64,
     pub request: Request,
+    /// Send [`Response::Progress`] frames for this call while it runs.
+    pub progress: bool,
 }
 
 /// An answer from the daemon to the request with the same `id`.
@@ -33,18 +35,40 @@ pub enum Request {
     Status,
     /// Ask the daemon to shut down (`sshmcpd stop`).
     Shutdown,
+    /// Stop the call with this id on the same connection: a command is
+    /// killed, a transfer aborted and its temporary file removed. Gets no
+    /// answer of its own; the cancelled call answers with
+    /// [`ErrorKind::Cancelled`].
+    Cancel {
+        id: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     Connected(ConnectResult),
-    Disconnected { session_id: String },
+    Disconnected {
+        session_id: String,
+    },
     Sessions(Vec<SessionInfo>),
     Executed(ExecuteResult),
     Transferred(TransferResult),
     Status(DaemonStatus),
     ShuttingDown,
     Error(ErrorBody),
+    /// Not an answer: a progress report for a call still running. The final
+    /// answer follows with the same id.
+    Progress(Progress),
+}
+
+/// How far a running call has got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub elapsed_ms: u64,
+    /// Bytes of output so far (execute) or bytes moved (transfers).
+    pub done: u64,
+    /// Bytes to move, when known (transfers).
+    pub total: Option<u64>,
 }
 
 /// A secret (password, passphrase). Its `Debug` never shows the value and its
@@ -131,24 +155,47 @@ pub struct ExecuteRequest {
     pub stdin: Option<Vec<u8>>,
     /// No deadline when `None`.
     pub timeout_ms: Option<u64>,
+    /// Run in this remote directory (a leading `~/` is the remote home).
+    pub cwd: Option<String>,
+    /// Variables set for this command only.
+    pub env: Vec<(String, String)>,
+    /// Allocate a terminal; stdout and stderr then arrive merged as stdout.
+    pub pty: bool,
+    /// Inline bytes per stream; the daemon's default when `None`.
+    pub max_output_bytes: Option<u64>,
+}
+
+/// One output stream of a command. Short output comes whole in `head`;
+/// longer output comes as its first and last bytes, and in full (up to the
+/// spill cap) in a file on the daemon's machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamOutput {
+    // serde_bytes: encoded exactly as a plain Vec<u8>, but decoded in one
+    // copy instead of byte by byte.
+    #[serde(with = "serde_bytes")]
+    pub head: Vec<u8>,
+    /// The last bytes, when the stream was longer than the inline cap.
+    #[serde(with = "serde_bytes")]
+    pub tail: Vec<u8>,
+    /// Every byte the command wrote to this stream.
+    pub total_bytes: u64,
+    /// Bytes between `head` and `tail` that are not inline.
+    pub omitted_bytes: u64,
+    /// The file holding the whole stream, when it did not fit inline.
+    pub spill_path: Option<String>,
+    /// The spill file stopped at its cap and lacks the end of the stream.
+    pub spill_truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecuteResult {
-    // serde_bytes: encoded exactly as a plain Vec<u8>, but decoded in one
-    // copy instead of byte by byte.
-    #[serde(with = "serde_bytes")]
-    pub stdout: Vec<u8>,
-    #[serde(with = "serde_bytes")]
-    pub stderr: Vec<u8>,
+    pub stdout: StreamOutput,
+    pub stderr: StreamOutput,
     /// `None` when the command was ended by a signal or never reported one.
     pub exit_status: Option<u32>,
     /// Signal name without `SIG`, when a signal ended the command.
     pub signal: Option<String>,
     pub timed_out: bool,
-    /// Output past [`crate::MAX_OUTPUT_BYTES`] was dropped.
-    pub stdout_truncated: bool,
-    pub stderr_truncated: bool,
 }
 
 /// Paths for `upload` and `download`. `local_path` is absolute: the client
@@ -158,6 +205,10 @@ pub struct TransferRequest {
     pub session_id: String,
     pub local_path: String,
     pub remote_path: String,
+    /// Copy a directory tree (files, modes, symlinks as links).
+    pub recursive: bool,
+    /// Keep modification times (and modes, also over existing files).
+    pub preserve: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,6 +222,11 @@ pub struct TransferResult {
     pub replaced: bool,
     /// Anything the caller should know, such as a non-atomic replace.
     pub notes: Vec<String>,
+    /// Regular files copied (1 for a single file).
+    pub files: u64,
+    /// Entries not copied, with why (names that are not UTF-8, special
+    /// files).
+    pub skipped: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,6 +260,8 @@ pub enum ErrorKind {
     /// The daemon is shutting down.
     ShuttingDown,
     Internal,
+    /// The client cancelled the call.
+    Cancelled,
 }
 
 /// A failed request: a typed kind plus a message that says what happened and

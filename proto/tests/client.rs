@@ -1,5 +1,6 @@
 //! `Client` against a fake daemon on an in-memory stream: the handshake,
-//! responses matched by id, and the ways a connection ends.
+//! responses matched by id, progress reports, cancelling a dropped call,
+//! and the ways a connection ends.
 
 mod common;
 
@@ -7,13 +8,16 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use sshmcp_proto::{
-    Client, ClientError, ClientMessage, ExecuteRequest, Hello, HelloReply, HelloStatus,
-    PROTOCOL_VERSION, ProtoError, Request, Response, ServerMessage, read_message, write_frame,
-    write_message,
+    Client, ClientError, ClientMessage, ErrorBody, ErrorKind, ExecuteRequest, Hello, HelloReply,
+    HelloStatus, PROTOCOL_VERSION, Progress, ProtoError, Request, Response, ServerMessage,
+    read_message, write_frame, write_message,
 };
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, DuplexStream};
+use tokio::sync::{mpsc, oneshot};
 
 /// Long enough never to fire on a slow machine when the code answers, short
 /// enough that a hang fails the test instead of the whole run.
@@ -371,21 +375,31 @@ async fn dropping_the_client_closes_the_connection() {
 /// caller's timeout, a cancelled MCP tool call) must not corrupt the stream
 /// for the calls after it.
 ///
-/// Today `Client::call` writes the frame with `write_all` inside the caller's
-/// future; dropping it mid-write leaves half a frame on the wire, and the
-/// daemon then reads the next request's bytes as the rest of that frame. See
-/// the report: the fix is a writer task fed by a channel.
+/// Frames are written whole by the client's writer task, never inside the
+/// caller's future, so dropping the future mid-write cannot leave half a
+/// frame on the wire for the daemon to read the next request into.
 #[tokio::test]
 async fn a_call_cancelled_mid_write_does_not_corrupt_the_stream() {
     // A small pipe, so a large request cannot be written in one go.
     let (client_io, mut daemon_io) = tokio::io::duplex(64);
-    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (go_tx, go_rx) = oneshot::channel::<()>();
     let daemon = tokio::spawn(async move {
         accept(&mut daemon_io).await;
         // Read nothing until the client has given up on its first call.
         go_rx.await.unwrap();
+        let mut execute_id = None;
         while let Ok(Some(msg)) = read_message::<ClientMessage, _>(&mut daemon_io).await {
             let response = match msg.request {
+                Request::Execute(_) => {
+                    execute_id = Some(msg.id);
+                    Response::ShuttingDown
+                }
+                // A cancel gets no answer of its own, and it names the call
+                // that was given up on.
+                Request::Cancel { id } => {
+                    assert_eq!(Some(id), execute_id, "cancels the execute");
+                    continue;
+                }
                 Request::ListSessions => Response::Sessions(Vec::new()),
                 _ => Response::ShuttingDown,
             };
@@ -402,6 +416,10 @@ async fn a_call_cancelled_mid_write_does_not_corrupt_the_stream() {
         command: "cat".into(),
         stdin: Some(vec![b'x'; 100_000]),
         timeout_ms: None,
+        cwd: None,
+        env: Vec::new(),
+        pty: false,
+        max_output_bytes: None,
     });
     let cancelled = tokio::time::timeout(Duration::from_millis(50), client.call(big)).await;
     assert!(cancelled.is_err(), "the first call was cut off mid-write");
@@ -414,4 +432,282 @@ async fn a_call_cancelled_mid_write_does_not_corrupt_the_stream() {
     );
     drop(client);
     daemon.await.unwrap();
+}
+
+/// A call's future, boxed so that `call` and `call_with_progress` can be
+/// driven by the same test code.
+type CallFuture<'a> = Pin<Box<dyn Future<Output = Result<Response, ClientError>> + Send + 'a>>;
+
+fn progress(elapsed_ms: u64, done: u64, total: Option<u64>) -> Progress {
+    Progress {
+        elapsed_ms,
+        done,
+        total,
+    }
+}
+
+/// What the fake daemon sends while a transfer runs.
+fn transfer_progress() -> Vec<Progress> {
+    vec![
+        progress(250, 0, Some(3_000_000)),
+        progress(500, 1_048_576, Some(3_000_000)),
+        progress(750, 3_000_000, Some(3_000_000)),
+    ]
+}
+
+#[tokio::test]
+async fn progress_reaches_the_callers_channel_in_order_then_the_answer() {
+    let (client_io, mut daemon_io) = tokio::io::duplex(4096);
+    let daemon = tokio::spawn(async move {
+        accept(&mut daemon_io).await;
+        let msg = next_request(&mut daemon_io).await;
+        assert!(msg.progress, "call_with_progress asks for progress");
+        let report = |id: u64, p: Progress| ServerMessage {
+            id,
+            response: Response::Progress(p),
+        };
+        for (i, p) in transfer_progress().into_iter().enumerate() {
+            write_message(&mut daemon_io, &report(msg.id, p))
+                .await
+                .unwrap();
+            if i == 0 {
+                // Reports for calls the client does not know: ignored, and
+                // they neither reach this call's channel nor end it.
+                for stray in [msg.id + 1, u64::MAX, 0] {
+                    let p = progress(9, 9, None);
+                    write_message(&mut daemon_io, &report(stray, p))
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        write_message(&mut daemon_io, &echo(msg)).await.unwrap();
+        daemon_io
+    });
+
+    let client = in_time(Client::handshake(client_io, SHIM)).await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let got = in_time(client.call_with_progress(disconnect("alpha"), tx))
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        Response::Disconnected {
+            session_id: "alpha".into()
+        }
+    );
+    // Every report came before the answer, so all are queued by now, in
+    // the order sent; then the channel closes, as the call is over.
+    let mut reports = Vec::new();
+    while let Some(p) = in_time(rx.recv()).await {
+        reports.push(p);
+    }
+    assert_eq!(reports, transfer_progress());
+    let _daemon_io = daemon.await.unwrap();
+}
+
+#[tokio::test]
+async fn progress_goes_only_to_its_own_call() {
+    // Two calls in flight: one with a channel, one without. Reports for the
+    // plain call (whose message did not ask for them) are dropped; reports
+    // for the other reach its channel only.
+    let (client_io, mut daemon_io) = tokio::io::duplex(4096);
+    let daemon = tokio::spawn(async move {
+        accept(&mut daemon_io).await;
+        let first = next_request(&mut daemon_io).await;
+        let second = next_request(&mut daemon_io).await;
+        let (watched, plain) = if first.progress {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        assert!(watched.progress && !plain.progress, "{watched:?} {plain:?}");
+        for (i, p) in transfer_progress().into_iter().enumerate() {
+            let id = if i % 2 == 0 { plain.id } else { watched.id };
+            let report = ServerMessage {
+                id,
+                response: Response::Progress(p),
+            };
+            write_message(&mut daemon_io, &report).await.unwrap();
+        }
+        write_message(&mut daemon_io, &echo(plain)).await.unwrap();
+        write_message(&mut daemon_io, &echo(watched)).await.unwrap();
+        daemon_io
+    });
+
+    let client = in_time(Client::handshake(client_io, SHIM)).await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (watched, plain) = in_time(async {
+        tokio::join!(
+            client.call_with_progress(disconnect("watched"), tx),
+            client.call(disconnect("plain")),
+        )
+    })
+    .await;
+    assert_eq!(
+        watched.unwrap(),
+        Response::Disconnected {
+            session_id: "watched".into()
+        }
+    );
+    assert_eq!(
+        plain.unwrap(),
+        Response::Disconnected {
+            session_id: "plain".into()
+        }
+    );
+    let mut reports = Vec::new();
+    while let Some(p) = in_time(rx.recv()).await {
+        reports.push(p);
+    }
+    assert_eq!(reports, [transfer_progress()[1].clone()]);
+    let _daemon_io = daemon.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_call_dropped_before_its_answer_sends_a_cancel() {
+    // Both ways to call: a dropped `call_with_progress` is cancelled too.
+    for with_progress in [false, true] {
+        let (client_io, mut daemon_io) = tokio::io::duplex(4096);
+        let (seen_tx, seen_rx) = oneshot::channel::<u64>();
+        let daemon = tokio::spawn(async move {
+            accept(&mut daemon_io).await;
+            let call = next_request(&mut daemon_io).await;
+            assert!(matches!(call.request, Request::Execute(_)), "{call:?}");
+            assert_eq!(call.progress, with_progress);
+            // Tell the test the call is in flight, then keep it unanswered.
+            seen_tx.send(call.id).unwrap();
+
+            let cancel_id = match next_request(&mut daemon_io).await {
+                ClientMessage {
+                    id,
+                    request: Request::Cancel { id: target },
+                    progress: false,
+                } => {
+                    assert_eq!(target, call.id, "cancels the dropped call");
+                    assert_ne!(id, call.id, "the cancel has an id of its own");
+                    id
+                }
+                other => panic!("expected a cancel for {}, got {other:?}", call.id),
+            };
+            // The daemon answers the cancelled call as cancelled; nobody is
+            // waiting for it any more, and the client must ignore it.
+            let answer = ServerMessage {
+                id: call.id,
+                response: Response::Error(ErrorBody::new(ErrorKind::Cancelled, "cancelled")),
+            };
+            write_message(&mut daemon_io, &answer).await.unwrap();
+
+            // The connection goes on: the next call gets its own answer.
+            let next = next_request(&mut daemon_io).await;
+            assert_ne!(next.id, call.id);
+            assert_ne!(next.id, cancel_id);
+            write_message(&mut daemon_io, &echo(next)).await.unwrap();
+            daemon_io
+        });
+
+        let client = in_time(Client::handshake(client_io, SHIM)).await.unwrap();
+        let request = Request::Execute(ExecuteRequest {
+            session_id: "a1b2c3d4".into(),
+            command: "sleep 3600".into(),
+            stdin: None,
+            timeout_ms: None,
+            cwd: None,
+            env: Vec::new(),
+            pty: false,
+            max_output_bytes: None,
+        });
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let mut call: CallFuture<'_> = if with_progress {
+            Box::pin(client.call_with_progress(request, tx))
+        } else {
+            Box::pin(client.call(request))
+        };
+        // Drive the call until the daemon has its request, then give up on
+        // it, as a cancelled tool call does.
+        tokio::select! {
+            answer = &mut call => panic!("the call was never answered: {answer:?}"),
+            seen = in_time(seen_rx) => { seen.unwrap(); }
+        }
+        drop(call);
+
+        let next = in_time(client.call(disconnect("after"))).await.unwrap();
+        assert_eq!(
+            next,
+            Response::Disconnected {
+                session_id: "after".into()
+            }
+        );
+        let _daemon_io = daemon.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_call_dropped_before_it_is_polled_sends_nothing() {
+    // A future that never ran registered nothing and sent nothing, so
+    // there is nothing to cancel.
+    let (client_io, mut daemon_io) = tokio::io::duplex(4096);
+    let daemon = tokio::spawn(async move {
+        accept(&mut daemon_io).await;
+        let msg = next_request(&mut daemon_io).await;
+        assert_eq!(msg.request, disconnect("polled"), "nothing came before");
+        write_message(&mut daemon_io, &echo(msg)).await.unwrap();
+        daemon_io
+    });
+    let client = in_time(Client::handshake(client_io, SHIM)).await.unwrap();
+    drop(client.call(disconnect("never polled")));
+    in_time(client.call(disconnect("polled"))).await.unwrap();
+    let _daemon_io = daemon.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_answered_call_sends_no_cancel() {
+    let (client_io, mut daemon_io) = tokio::io::duplex(4096);
+    let daemon = tokio::spawn(async move {
+        accept(&mut daemon_io).await;
+        // A plain call, then one with progress reports, each answered.
+        let first = next_request(&mut daemon_io).await;
+        assert_eq!(first.request, disconnect("first"));
+        write_message(&mut daemon_io, &echo(first)).await.unwrap();
+
+        // A cancel for the first call would come before this request: the
+        // client sends its frames in order.
+        let second = next_request(&mut daemon_io).await;
+        assert_eq!(second.request, disconnect("second"), "{second:?}");
+        let report = ServerMessage {
+            id: second.id,
+            response: Response::Progress(progress(1, 2, None)),
+        };
+        write_message(&mut daemon_io, &report).await.unwrap();
+        write_message(&mut daemon_io, &echo(second)).await.unwrap();
+
+        // Then the client goes away: the stream ends cleanly, with no
+        // cancel for either call before the end.
+        let end = tokio::time::timeout(PROMPT, read_message::<ClientMessage, _>(&mut daemon_io))
+            .await
+            .expect("the stream ends once the client is dropped");
+        assert!(matches!(end, Ok(None)), "{end:?}");
+    });
+
+    let client = in_time(Client::handshake(client_io, SHIM)).await.unwrap();
+    let first = in_time(client.call(disconnect("first"))).await.unwrap();
+    assert_eq!(
+        first,
+        Response::Disconnected {
+            session_id: "first".into()
+        }
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let second = in_time(client.call_with_progress(disconnect("second"), tx))
+        .await
+        .unwrap();
+    assert_eq!(
+        second,
+        Response::Disconnected {
+            session_id: "second".into()
+        }
+    );
+    assert_eq!(in_time(rx.recv()).await, Some(progress(1, 2, None)));
+    drop(client);
+    in_time(daemon).await.unwrap();
 }

@@ -52,6 +52,7 @@ async fn clean_eof_over_a_duplex_is_none() {
     let msg = ClientMessage {
         id: 9,
         request: Request::Status,
+        progress: false,
     };
     write_message(&mut a, &msg).await.unwrap();
     a.shutdown().await.unwrap();
@@ -108,6 +109,7 @@ async fn truncated_message_is_truncated_not_decode() {
         request: Request::Disconnect {
             session_id: "a1b2c3d4".into(),
         },
+        progress: true,
     };
     let mut wire = Vec::new();
     write_message(&mut wire, &msg).await.unwrap();
@@ -230,6 +232,7 @@ async fn undecodable_frame_is_decode_and_the_stream_recovers() {
     let good = ClientMessage {
         id: 2,
         request: Request::ListSessions,
+        progress: false,
     };
     let wire = [
         frame(&[0x01, 0x63]), // id 1, request variant 99: no such variant

@@ -159,18 +159,23 @@ fn trailing_bytes_are_a_decode_error() {
 fn malformed_fields_are_decode_errors() {
     let cases: &[(&str, &[u8])] = &[
         ("empty input", &[]),
-        ("unknown request variant", &[0x01, 0x08]),
+        ("unknown request variant", &[0x01, 0x09, 0x00]),
         (
             "huge request variant",
             &[0x01, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0x80],
         ),
         // Disconnect { session_id: [0xff] }: not UTF-8.
-        ("invalid UTF-8", &[0x01, 0x01, 0x01, 0xff]),
+        ("invalid UTF-8", &[0x01, 0x01, 0x01, 0xff, 0x00]),
         // Execute with an Option tag of 2.
         (
             "bad option tag",
             &[0x01, 0x03, 0x01, 0x73, 0x01, 0x63, 0x02],
         ),
+        // ListSessions as protocol version 1 sent it: no progress flag.
+        ("missing progress flag", &[0x01, 0x02]),
+        ("bad progress flag", &[0x01, 0x02, 0x02]),
+        // Cancel with its id missing.
+        ("cancel without an id", &[0x01, 0x08]),
         // A varint marker with its bytes missing.
         ("short varint", &[0xfd, 0x01]),
         // Reserved varint marker 0xff.
@@ -182,15 +187,43 @@ fn malformed_fields_are_decode_errors() {
             other => panic!("{what}: {other:?}"),
         }
     }
-    // ExecuteResult with a bool byte of 2.
-    let bad_bool = [0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00];
+    // ListSessions with a good progress flag decodes, so it was the flag
+    // that failed above.
+    assert!(decode::<ClientMessage>(&[0x01, 0x02, 0x01]).is_ok());
+
+    // An ExecuteResult of two empty streams; `bool_at` is where a bool byte
+    // is set to 2.
+    let execute_result = |bool_at: Option<usize>| {
+        let mut v = vec![
+            0x01, 0x03, // id 1, Executed
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // stdout
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // stderr
+            0x00, 0x00, 0x00, // exit_status, signal, timed_out
+        ];
+        if let Some(i) = bool_at {
+            v[i] = 0x02;
+        }
+        v
+    };
+    // The same with good bools decodes, so it is each bool that fails.
+    assert!(decode::<ServerMessage>(&execute_result(None)).is_ok());
+    // stdout.spill_truncated, stderr.spill_truncated, timed_out.
+    for i in [7, 13, 16] {
+        assert!(
+            matches!(
+                decode::<ServerMessage>(&execute_result(Some(i))),
+                Err(ProtoError::Decode(_))
+            ),
+            "bool at {i}"
+        );
+    }
+    // ExecuteResult as protocol version 1 laid it out (bare byte strings and
+    // two truncation flags): not a version 2 result.
+    let v1 = [0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00];
     assert!(matches!(
-        decode::<ServerMessage>(&bad_bool),
+        decode::<ServerMessage>(&v1),
         Err(ProtoError::Decode(_))
     ));
-    // The same with a good bool decodes, so it was the bool that failed.
-    let good_bool = [0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00];
-    assert!(decode::<ServerMessage>(&good_bool).is_ok());
 }
 
 /// A `Disconnect` whose session id claims `len` bytes and holds 3.

@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use sshmcp_proto::{
     ClientMessage, ErrorBody, ErrorKind, ExecuteRequest, ExecuteResult, MAX_FRAME_LEN,
-    MAX_OUTPUT_BYTES, MAX_STDIN_BYTES, Request, Response, ServerMessage, SessionState, decode,
-    encode, read_message, write_message,
+    MAX_OUTPUT_BYTES, MAX_STDIN_BYTES, Request, Response, ServerMessage, SessionState,
+    StreamOutput, decode, encode, read_message, write_message,
 };
 use std::collections::BTreeSet;
 
@@ -148,6 +148,65 @@ async fn frames_from_a_byte_at_a_time_reader() {
     );
 }
 
+/// The request at its cap: `MAX_STDIN_BYTES` of stdin, and every other field
+/// filled in.
+fn largest_request(stdin: Vec<u8>) -> ClientMessage {
+    ClientMessage {
+        id: u64::MAX,
+        request: Request::Execute(ExecuteRequest {
+            session_id: "a1b2c3d4".into(),
+            command: "cat > /dev/null".into(),
+            stdin: Some(stdin),
+            timeout_ms: Some(u64::MAX),
+            cwd: Some("~/src/app".into()),
+            env: vec![("LC_ALL".into(), "C.UTF-8".into())],
+            pty: true,
+            max_output_bytes: Some(u64::MAX),
+        }),
+        progress: true,
+    }
+}
+
+/// A stream as the daemon returns it once the output outgrew the inline
+/// cap: `head` and `tail` inline (together at most `MAX_OUTPUT_BYTES`), the
+/// rest in a spill file, and the counters at their widest varints.
+fn capped_stream(head: Vec<u8>, tail: Vec<u8>) -> StreamOutput {
+    StreamOutput {
+        head,
+        tail,
+        total_bytes: u64::MAX,
+        omitted_bytes: u64::MAX,
+        spill_path: Some("/home/me/.local/state/sshmcp/spill/a1b2c3d4-17.stdout".into()),
+        spill_truncated: true,
+    }
+}
+
+/// The result holding both streams at the cap.
+fn largest_result(stdout: StreamOutput, stderr: StreamOutput) -> ServerMessage {
+    ServerMessage {
+        id: u64::MAX,
+        response: Response::Executed(ExecuteResult {
+            stdout,
+            stderr,
+            exit_status: Some(u32::MAX),
+            signal: Some("SEGV".into()),
+            timed_out: true,
+        }),
+    }
+}
+
+/// How the inline bytes of each stream can be laid out at the cap: all in
+/// `head` (output just past the cap), and split in half between `head` and
+/// `tail` (output far past it; a few bytes larger, for the second long
+/// varint length).
+const CAP_LAYOUTS: [(usize, usize); 2] = [
+    (MAX_OUTPUT_BYTES, 0),
+    (
+        MAX_OUTPUT_BYTES / 2,
+        MAX_OUTPUT_BYTES - MAX_OUTPUT_BYTES / 2,
+    ),
+];
+
 /// The limits are meant to fit together: the biggest `execute` request and
 /// result the daemon will produce must fit one frame. Checked by size from a
 /// small instance (a `Vec<u8>` is a varint length then its bytes, as the
@@ -157,80 +216,68 @@ fn largest_allowed_execute_fits_one_frame_by_size() {
     fn varint_len(n: usize) -> usize {
         encode(&(n as u64)).unwrap().len()
     }
-    let request = |stdin: Vec<u8>| ClientMessage {
-        id: u64::MAX,
-        request: Request::Execute(ExecuteRequest {
-            session_id: "a1b2c3d4".into(),
-            command: "cat > /dev/null".into(),
-            stdin: Some(stdin),
-            timeout_ms: Some(u64::MAX),
-        }),
-    };
-    let small = encode(&request(vec![1, 2, 3])).unwrap().len();
-    let predict = |n: usize| small - varint_len(3) - 3 + varint_len(n) + n;
+    fn bytes_len(n: usize) -> usize {
+        varint_len(n) + n
+    }
+    let small = encode(&largest_request(vec![1, 2, 3])).unwrap().len();
+    let predict = |n: usize| small - bytes_len(3) + bytes_len(n);
     // The formula holds where the real thing is cheap to check (a 5-byte
     // varint length, as at the caps).
     assert_eq!(
         predict(70_000),
-        encode(&request(vec![7; 70_000])).unwrap().len()
+        encode(&largest_request(vec![7; 70_000])).unwrap().len()
     );
     let largest = predict(MAX_STDIN_BYTES);
     assert!(largest <= MAX_FRAME_LEN as usize, "{largest} bytes");
 
-    let result = |out: Vec<u8>, err: Vec<u8>| ServerMessage {
-        id: u64::MAX,
-        response: Response::Executed(ExecuteResult {
-            stdout: out,
-            stderr: err,
-            exit_status: Some(u32::MAX),
-            signal: Some("SEGV".into()),
-            timed_out: true,
-            stdout_truncated: true,
-            stderr_truncated: true,
-        }),
+    // Four byte strings: head and tail of stdout and of stderr.
+    let result = |[a, b, c, d]: [usize; 4]| {
+        largest_result(
+            capped_stream(vec![1; a], vec![2; b]),
+            capped_stream(vec![3; c], vec![4; d]),
+        )
     };
-    let small = encode(&result(vec![1, 2, 3], vec![4, 5, 6])).unwrap().len();
-    let predict = |n: usize| small - 2 * (varint_len(3) + 3) + 2 * (varint_len(n) + n);
-    assert_eq!(
-        predict(70_000),
-        encode(&result(vec![7; 70_000], vec![8; 70_000]))
-            .unwrap()
-            .len()
-    );
-    let largest = predict(MAX_OUTPUT_BYTES);
-    assert!(largest <= MAX_FRAME_LEN as usize, "{largest} bytes");
+    let small = encode(&result([3; 4])).unwrap().len();
+    let predict = |lens: [usize; 4]| {
+        small - 4 * bytes_len(3) + lens.into_iter().map(bytes_len).sum::<usize>()
+    };
+    for lens in [[70_000, 0, 70_000, 0], [35_000, 35_000, 0, 70_000]] {
+        assert_eq!(
+            predict(lens),
+            encode(&result(lens)).unwrap().len(),
+            "{lens:?}"
+        );
+    }
+    for (head, tail) in CAP_LAYOUTS {
+        let largest = predict([head, tail, head, tail]);
+        assert!(
+            largest <= MAX_FRAME_LEN as usize,
+            "head {head} + tail {tail}: {largest} bytes"
+        );
+    }
 }
 
 /// The same at full size, which also proves the decoder's allocation limit
 /// admits it.
 #[test]
 fn largest_allowed_execute_roundtrips_at_full_size() {
-    let request = ClientMessage {
-        id: u64::MAX,
-        request: Request::Execute(ExecuteRequest {
-            session_id: "a1b2c3d4".into(),
-            command: "cat > /dev/null".into(),
-            stdin: Some(vec![0xa5; MAX_STDIN_BYTES]),
-            timeout_ms: Some(u64::MAX),
-        }),
-    };
+    let request = largest_request(vec![0xa5; MAX_STDIN_BYTES]);
     let bytes = encode(&request).unwrap();
     assert!(bytes.len() <= MAX_FRAME_LEN as usize);
     assert_eq!(decode::<ClientMessage>(&bytes).unwrap(), request);
+    drop(bytes);
 
-    let result = ServerMessage {
-        id: u64::MAX,
-        response: Response::Executed(ExecuteResult {
-            stdout: vec![0x5a; MAX_OUTPUT_BYTES],
-            stderr: vec![0xa5; MAX_OUTPUT_BYTES],
-            exit_status: Some(u32::MAX),
-            signal: Some("SEGV".into()),
-            timed_out: true,
-            stdout_truncated: true,
-            stderr_truncated: true,
-        }),
-    };
-    let bytes = encode(&result).unwrap();
-    assert!(bytes.len() <= MAX_FRAME_LEN as usize);
-    assert_eq!(decode::<ServerMessage>(&bytes).unwrap(), result);
+    for (head, tail) in CAP_LAYOUTS {
+        let result = largest_result(
+            capped_stream(vec![0x5a; head], vec![0x5b; tail]),
+            capped_stream(vec![0xa5; head], vec![0xa6; tail]),
+        );
+        let bytes = encode(&result).unwrap();
+        assert!(
+            bytes.len() <= MAX_FRAME_LEN as usize,
+            "head {head} + tail {tail}: {} bytes",
+            bytes.len()
+        );
+        assert_eq!(decode::<ServerMessage>(&bytes).unwrap(), result);
+    }
 }

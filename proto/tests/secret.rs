@@ -38,6 +38,7 @@ fn whole_message_debug_hides_the_password() {
     let msg = ClientMessage {
         id: 12,
         request: Request::Connect(connect()),
+        progress: false,
     };
     assert!(!format!("{msg:?}").contains(PASSWORD));
     assert!(!format!("{:?}", msg.request).contains(PASSWORD));
@@ -55,6 +56,7 @@ fn the_value_is_still_available_to_who_needs_it() {
         &encode(&ClientMessage {
             id: 1,
             request: Request::Connect(req),
+            progress: false,
         })
         .unwrap(),
     )

@@ -21,8 +21,8 @@ use common::{hex, unhex};
 use sshmcp_proto::{
     ClientMessage, ConnectRequest, ConnectResult, DaemonStatus, ErrorBody, ErrorKind,
     ExecuteRequest, ExecuteResult, HELLO_MAGIC, Hello, HelloReply, HelloStatus, PROTOCOL_VERSION,
-    Request, Response, Secret, ServerMessage, SessionInfo, SessionState, TransferRequest,
-    TransferResult, decode, encode, write_message,
+    Progress, Request, Response, Secret, ServerMessage, SessionInfo, SessionState, StreamOutput,
+    TransferRequest, TransferResult, decode, encode, write_message,
 };
 
 fn assert_client_bytes(msg: ClientMessage, pinned: &str) {
@@ -46,14 +46,31 @@ fn assert_server_bytes(msg: ServerMessage, pinned: &str) {
 }
 
 #[test]
+fn pins_are_for_this_protocol_version() {
+    // The bytes below are protocol version 2's. A bump re-pins them (and
+    // updates this number); changing them without a bump is the wire break
+    // this file exists to catch.
+    assert_eq!(PROTOCOL_VERSION, 2);
+}
+
+#[test]
 fn pinned_list_sessions() {
     // A change here is a wire break that must bump PROTOCOL_VERSION.
     assert_client_bytes(
         ClientMessage {
             id: 1,
             request: Request::ListSessions,
+            progress: false,
         },
-        "01 02", // id 1 | variant 2 (ListSessions)
+        "01 02 00", // id 1 | variant 2 (ListSessions) | progress false
+    );
+    assert_client_bytes(
+        ClientMessage {
+            id: 1,
+            request: Request::ListSessions,
+            progress: true,
+        },
+        "01 02 01", // the progress flag is the message's last byte
     );
 }
 
@@ -64,14 +81,15 @@ async fn pinned_list_sessions_frame() {
     let msg = ClientMessage {
         id: 1,
         request: Request::ListSessions,
+        progress: false,
     };
     write_message(&mut wire, &msg).await.unwrap();
-    // u32 LE length 2 | payload
-    assert_eq!(hex(&wire), hex(&unhex("02000000 0102")));
+    // u32 LE length 3 | payload
+    assert_eq!(hex(&wire), hex(&unhex("03000000 010200")));
 }
 
 #[test]
-fn pinned_execute_with_stdin_and_timeout() {
+fn pinned_execute_with_every_field_set() {
     // A change here is a wire break that must bump PROTOCOL_VERSION.
     assert_client_bytes(
         ClientMessage {
@@ -81,14 +99,46 @@ fn pinned_execute_with_stdin_and_timeout() {
                 command: "cat".into(),
                 stdin: Some(b"hi\n".to_vec()),
                 timeout_ms: Some(30_000),
+                cwd: Some("~/s".into()),
+                env: vec![("A".into(), "1".into())],
+                pty: true,
+                max_output_bytes: Some(65_536),
             }),
+            progress: true,
         },
         "07               # id
          03               # Execute
          02 7331          # session_id \"s1\"
          03 636174        # command \"cat\"
          01 03 68690a     # stdin Some(b\"hi\\n\")
-         01 fb 3075       # timeout_ms Some(30000)",
+         01 fb 3075       # timeout_ms Some(30000)
+         01 03 7e2f73     # cwd Some(\"~/s\")
+         01 0141 0131     # env: 1 pair (\"A\", \"1\")
+         01               # pty
+         01 fc 00000100   # max_output_bytes Some(65536)
+         01               # progress",
+    );
+}
+
+#[test]
+fn pinned_cancel() {
+    // A change here is a wire break that must bump PROTOCOL_VERSION.
+    assert_client_bytes(
+        ClientMessage {
+            id: 9,
+            request: Request::Cancel { id: 7 },
+            progress: false,
+        },
+        "09 08 07 00", // id | Cancel | the cancelled call's id | progress
+    );
+    assert_client_bytes(
+        ClientMessage {
+            id: 300,
+            request: Request::Cancel { id: 65_536 },
+            progress: false,
+        },
+        // id 300 (fb + u16) | Cancel | id 65536 (fc + u32) | progress
+        "fb2c01 08 fc00000100 00",
     );
 }
 
@@ -106,9 +156,11 @@ fn pinned_every_request_variant() {
                     password: Some(Secret::new("pw".into())),
                     private_key: Some("/k".into()),
                 }),
+                progress: false,
             },
-            // id | Connect | "h" | "u" | port 22 | Some("pw") | Some("/k")
-            "02 00 0168 0175 16 01027077 01022f6b",
+            // id | Connect | "h" | "u" | port 22 | Some("pw") | Some("/k") |
+            // progress
+            "02 00 0168 0175 16 01027077 01022f6b 00",
         ),
         (
             ClientMessage {
@@ -116,15 +168,17 @@ fn pinned_every_request_variant() {
                 request: Request::Disconnect {
                     session_id: "s1".into(),
                 },
+                progress: false,
             },
-            "03 01 027331",
+            "03 01 027331 00",
         ),
         (
             ClientMessage {
                 id: 1,
                 request: Request::ListSessions,
+                progress: false,
             },
-            "01 02",
+            "01 02 00",
         ),
         (
             ClientMessage {
@@ -134,9 +188,16 @@ fn pinned_every_request_variant() {
                     command: "cat".into(),
                     stdin: None,
                     timeout_ms: None,
+                    cwd: None,
+                    env: vec![],
+                    pty: false,
+                    max_output_bytes: None,
                 }),
+                progress: false,
             },
-            "07 03 027331 03636174 00 00",
+            // id | Execute | session_id | command | stdin | timeout_ms |
+            // cwd | env (0 pairs) | pty | max_output_bytes | progress
+            "07 03 027331 03636174 00 00 00 00 00 00 00",
         ),
         (
             ClientMessage {
@@ -145,10 +206,14 @@ fn pinned_every_request_variant() {
                     session_id: "s1".into(),
                     local_path: "/l".into(),
                     remote_path: "/r".into(),
+                    recursive: false,
+                    preserve: true,
                 }),
+                progress: false,
             },
-            // id | Upload | session_id | local_path | remote_path
-            "04 04 027331 022f6c 022f72",
+            // id | Upload | session_id | local_path | remote_path |
+            // recursive | preserve | progress
+            "04 04 027331 022f6c 022f72 00 01 00",
         ),
         (
             ClientMessage {
@@ -157,24 +222,39 @@ fn pinned_every_request_variant() {
                     session_id: "s1".into(),
                     local_path: "/l".into(),
                     remote_path: "/r".into(),
+                    recursive: true,
+                    preserve: false,
                 }),
+                progress: true,
             },
-            "05 05 027331 022f6c 022f72",
+            // The flags differ from the upload's so that any two of them
+            // swapping places shows.
+            "05 05 027331 022f6c 022f72 01 00 01",
         ),
         (
             ClientMessage {
                 id: 6,
                 request: Request::Status,
+                progress: false,
             },
-            "06 06",
+            "06 06 00",
         ),
         (
             ClientMessage {
                 id: 251,
                 request: Request::Shutdown,
+                progress: false,
             },
             // id 251 is the first two-byte varint: fb + u16 LE
-            "fbfb00 07",
+            "fbfb00 07 00",
+        ),
+        (
+            ClientMessage {
+                id: 9,
+                request: Request::Cancel { id: 7 },
+                progress: false,
+            },
+            "09 08 07 00",
         ),
     ];
     for (msg, pinned) in cases {
@@ -196,6 +276,100 @@ fn pinned_unknown_session_error() {
 }
 
 #[test]
+fn pinned_cancelled_error() {
+    // A change here is a wire break that must bump PROTOCOL_VERSION.
+    assert_server_bytes(
+        ServerMessage {
+            id: 7,
+            response: Response::Error(ErrorBody::new(ErrorKind::Cancelled, "cancelled")),
+        },
+        // id | Error | Cancelled (position 11) | message
+        "07 07 0b 09 63616e63656c6c6564",
+    );
+}
+
+#[test]
+fn pinned_progress() {
+    // A change here is a wire break that must bump PROTOCOL_VERSION.
+    assert_server_bytes(
+        ServerMessage {
+            id: 7,
+            response: Response::Progress(Progress {
+                elapsed_ms: 1_500,
+                done: 70_000,
+                total: Some(250),
+            }),
+        },
+        // id | Progress | elapsed_ms (fb + u16) | done (fc + u32) | total Some(250)
+        "07 08 fbdc05 fc70110100 01fa",
+    );
+    assert_server_bytes(
+        ServerMessage {
+            id: 7,
+            response: Response::Progress(Progress {
+                elapsed_ms: 0,
+                done: 0,
+                total: None,
+            }),
+        },
+        "07 08 00 00 00",
+    );
+}
+
+#[test]
+fn pinned_execute_result_with_truncated_streams() {
+    // A change here is a wire break that must bump PROTOCOL_VERSION.
+    assert_server_bytes(
+        ServerMessage {
+            id: 12,
+            response: Response::Executed(ExecuteResult {
+                stdout: StreamOutput {
+                    head: b"ab".to_vec(),
+                    tail: b"yz".to_vec(),
+                    total_bytes: 100_000,
+                    omitted_bytes: 99_996,
+                    spill_path: Some("/sp".into()),
+                    spill_truncated: false,
+                },
+                stderr: StreamOutput {
+                    head: b"e".to_vec(),
+                    tail: b"!".to_vec(),
+                    total_bytes: 1 << 32,
+                    omitted_bytes: (1 << 32) - 2,
+                    spill_path: Some("/e".into()),
+                    spill_truncated: true,
+                },
+                exit_status: None,
+                signal: Some("KILL".into()),
+                timed_out: true,
+            }),
+        },
+        "0c 03                # id 12 | Executed
+         02 6162              # stdout.head \"ab\"
+         02 797a              # stdout.tail \"yz\"
+         fc a0860100          # stdout.total_bytes 100000
+         fc 9c860100          # stdout.omitted_bytes 99996
+         01 03 2f7370         # stdout.spill_path Some(\"/sp\")
+         00                   # stdout.spill_truncated
+         01 65                # stderr.head \"e\"
+         01 21                # stderr.tail \"!\"
+         fd 0000000001000000  # stderr.total_bytes 2^32 (fd + u64)
+         fc feffffff          # stderr.omitted_bytes 2^32 - 2
+         01 02 2f65           # stderr.spill_path Some(\"/e\")
+         01                   # stderr.spill_truncated
+         00                   # exit_status None
+         01 04 4b494c4c       # signal Some(\"KILL\")
+         01                   # timed_out",
+    );
+    // An empty stream is six zero bytes: two empty byte strings, two zero
+    // counters, no spill file, not truncated.
+    assert_eq!(
+        hex(&encode(&StreamOutput::default()).unwrap()),
+        "000000000000"
+    );
+}
+
+#[test]
 fn pinned_every_response_variant() {
     // A change here is a wire break that must bump PROTOCOL_VERSION.
     let info = |id: &str, state| SessionInfo {
@@ -206,6 +380,14 @@ fn pinned_every_response_variant() {
         state,
         connected_at_ms: 1_700_000_000_000,
         last_used_at_ms: 1_700_000_060_000,
+    };
+    let whole = |bytes: &[u8]| StreamOutput {
+        head: bytes.to_vec(),
+        tail: vec![],
+        total_bytes: bytes.len() as u64,
+        omitted_bytes: 0,
+        spill_path: None,
+        spill_truncated: false,
     };
     let cases = [
         (
@@ -247,35 +429,39 @@ fn pinned_every_response_variant() {
             ServerMessage {
                 id: 4,
                 response: Response::Executed(ExecuteResult {
-                    stdout: b"ok\n".to_vec(),
-                    stderr: vec![],
+                    stdout: whole(b"ok\n"),
+                    stderr: StreamOutput::default(),
                     exit_status: Some(2),
                     signal: None,
                     timed_out: false,
-                    stdout_truncated: false,
-                    stderr_truncated: true,
                 }),
             },
-            // id | Executed | stdout | stderr | exit Some(2) | signal None |
-            // timed_out | stdout_truncated | stderr_truncated
-            "04 03 036f6b0a 00 0102 00 00 00 01",
+            // id | Executed |
+            // stdout: head | tail | total_bytes | omitted | spill_path | spill_truncated
+            // stderr: the same, all empty |
+            // exit Some(2) | signal None | timed_out
+            "04 03
+             036f6b0a 00 03 00 00 00
+             00 00 00 00 00 00
+             0102 00 00",
         ),
         (
             ServerMessage {
                 id: 5,
                 response: Response::Executed(ExecuteResult {
-                    stdout: vec![],
-                    stderr: b"e".to_vec(),
+                    stdout: StreamOutput::default(),
+                    stderr: whole(b"e"),
                     exit_status: None,
                     signal: Some("KILL".into()),
                     timed_out: true,
-                    stdout_truncated: false,
-                    stderr_truncated: false,
                 }),
             },
-            // The flags differ between this case and the one above in a way
+            // The streams and flags differ from the case above in a way
             // that catches any two of them swapping places.
-            "05 03 00 0165 00 01044b494c4c 01 00 00",
+            "05 03
+             00 00 00 00 00 00
+             0165 00 01 00 00 00
+             00 01044b494c4c 01",
         ),
         (
             ServerMessage {
@@ -286,10 +472,29 @@ fn pinned_every_response_variant() {
                     bytes: 70_000,
                     replaced: true,
                     notes: vec!["n".into()],
+                    files: 1,
+                    skipped: vec![],
                 }),
             },
-            // id | Transferred | local | remote | bytes (fc + u32) | replaced | notes
-            "06 04 022f6c 022f72 fc70110100 01 01016e",
+            // id | Transferred | local | remote | bytes (fc + u32) | replaced |
+            // notes | files | skipped
+            "06 04 022f6c 022f72 fc70110100 01 01016e 01 00",
+        ),
+        (
+            ServerMessage {
+                id: 6,
+                response: Response::Transferred(TransferResult {
+                    local_path: "/l".into(),
+                    remote_path: "/r".into(),
+                    bytes: 0,
+                    replaced: false,
+                    notes: vec![],
+                    files: 300,
+                    skipped: vec!["x".into()],
+                }),
+            },
+            // A tree: files 300 (fb + u16) | skipped ["x"]
+            "06 04 022f6c 022f72 00 00 00 fb2c01 010178",
         ),
         (
             ServerMessage {
@@ -297,7 +502,7 @@ fn pinned_every_response_variant() {
                 response: Response::Status(DaemonStatus {
                     pid: 4242,
                     version: "0.1.0".into(),
-                    proto_version: 1,
+                    proto_version: 2,
                     uptime_s: 60,
                     socket: "/s".into(),
                     log_path: "/g".into(),
@@ -306,7 +511,7 @@ fn pinned_every_response_variant() {
             },
             // id | Status | pid | version | proto_version | uptime_s |
             // socket | log_path | sessions
-            "07 05 fb9210 05302e312e30 01 3c 022f73 022f67 00",
+            "07 05 fb9210 05302e312e30 02 3c 022f73 022f67 00",
         ),
         (
             ServerMessage {
@@ -324,6 +529,17 @@ fn pinned_every_response_variant() {
                 )),
             },
             "fb2c01 07 01 0d6e6f2073657373696f6e207339",
+        ),
+        (
+            ServerMessage {
+                id: 9,
+                response: Response::Progress(Progress {
+                    elapsed_ms: 1_500,
+                    done: 70_000,
+                    total: Some(250),
+                }),
+            },
+            "09 08 fbdc05 fc70110100 01fa",
         ),
     ];
     for (msg, pinned) in cases {
@@ -346,6 +562,7 @@ fn pinned_error_kind_positions() {
         (ErrorKind::SessionClosed, 8),
         (ErrorKind::ShuttingDown, 9),
         (ErrorKind::Internal, 10),
+        (ErrorKind::Cancelled, 11),
     ];
     for (kind, byte) in pinned {
         assert_eq!(encode(&kind).unwrap(), [byte], "{kind:?}");

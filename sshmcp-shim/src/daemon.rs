@@ -7,7 +7,7 @@
 //! serialised across shims by `flock` on the rendezvous lock file, so several
 //! MCP clients starting at once end up sharing one daemon.
 
-use sshmcp_proto::{Client, ClientError, ProtoError, Request, Response, rendezvous};
+use sshmcp_proto::{Client, ClientError, Progress, ProtoError, Request, Response, rendezvous};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -19,7 +19,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UnixStream;
-use tokio::sync::{Mutex, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
 /// What the shim calls itself in the hello, for the daemon's logs.
@@ -110,8 +110,34 @@ impl Daemon {
     /// A request the daemon refused is not an error here: it is a
     /// [`Response::Error`].
     pub async fn call(&self, request: Request) -> Result<Response, DaemonError> {
+        self.call_inner(request, None).await
+    }
+
+    /// [`Daemon::call`], with the daemon's progress reports sent to
+    /// `progress` while the call runs. Dropping the future cancels the call
+    /// in the daemon.
+    ///
+    /// # Errors
+    /// As [`Daemon::call`].
+    pub async fn call_with_progress(
+        &self,
+        request: Request,
+        progress: mpsc::UnboundedSender<Progress>,
+    ) -> Result<Response, DaemonError> {
+        self.call_inner(request, Some(progress)).await
+    }
+
+    async fn call_inner(
+        &self,
+        request: Request,
+        progress: Option<mpsc::UnboundedSender<Progress>>,
+    ) -> Result<Response, DaemonError> {
         let client = self.client().await?;
-        match client.call(request).await {
+        let answer = match progress {
+            Some(progress) => client.call_with_progress(request, progress).await,
+            None => client.call(request).await,
+        };
+        match answer {
             Ok(response) => Ok(response),
             Err(ClientError::Proto(
                 e @ (ProtoError::FrameTooLarge { .. } | ProtoError::Encode(_)),

@@ -9,10 +9,12 @@ use crate::tools::{
 };
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
-use sshmcp_proto::{Request, Response, SessionInfo};
+use rmcp::model::{Implementation, ProgressNotificationParam, ServerCapabilities, ServerConfig};
+use rmcp::service::RequestContext;
+use rmcp::{Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use sshmcp_proto::{Progress, Request, Response, SessionInfo};
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
 /// The tools, forwarding every call to the daemon.
 #[derive(Clone)]
@@ -108,9 +110,13 @@ impl SshTools {
     async fn execute(
         &self,
         Parameters(args): Parameters<ExecuteArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<ExecuteOutput>, ToolError> {
         let request = args.into_request()?;
-        match self.daemon.call(Request::Execute(request)).await? {
+        match self
+            .forward(Request::Execute(request), &context, ProgressKind::Output)
+            .await?
+        {
             Response::Executed(result) => Ok(Json(result.into())),
             other => Err(refusal("execute", other)),
         }
@@ -129,9 +135,13 @@ impl SshTools {
     async fn upload(
         &self,
         Parameters(args): Parameters<UploadArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<TransferOutput>, ToolError> {
         let request = args.into_request(&LocalPaths::from_env())?;
-        match self.daemon.call(Request::Upload(request)).await? {
+        match self
+            .forward(Request::Upload(request), &context, ProgressKind::Transfer)
+            .await?
+        {
             Response::Transferred(result) => {
                 Ok(Json(TransferOutput::new(Direction::Upload, result)))
             }
@@ -152,9 +162,13 @@ impl SshTools {
     async fn download(
         &self,
         Parameters(args): Parameters<DownloadArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<TransferOutput>, ToolError> {
         let request = args.into_request(&LocalPaths::from_env())?;
-        match self.daemon.call(Request::Download(request)).await? {
+        match self
+            .forward(Request::Download(request), &context, ProgressKind::Transfer)
+            .await?
+        {
             Response::Transferred(result) => {
                 Ok(Json(TransferOutput::new(Direction::Download, result)))
             }
@@ -163,7 +177,77 @@ impl SshTools {
     }
 }
 
+/// What a call's progress counts, for the message beside the number.
+#[derive(Clone, Copy)]
+enum ProgressKind {
+    /// Seconds elapsed, with bytes of output so far.
+    Output,
+    /// Bytes moved of the total.
+    Transfer,
+}
+
+fn progress_param(
+    token: rmcp::model::ProgressToken,
+    kind: ProgressKind,
+    p: &Progress,
+) -> ProgressNotificationParam {
+    let secs = p.elapsed_ms as f64 / 1000.0;
+    match kind {
+        ProgressKind::Output => ProgressNotificationParam::new(token, secs).with_message(format!(
+            "{secs:.0} s elapsed, {} bytes of output so far",
+            p.done
+        )),
+        ProgressKind::Transfer => {
+            let param = ProgressNotificationParam::new(token, p.done as f64);
+            match p.total {
+                Some(total) => param
+                    .with_total(total as f64)
+                    .with_message(format!("{} of {total} bytes", p.done)),
+                None => param.with_message(format!("{} bytes so far", p.done)),
+            }
+        }
+    }
+}
+
 impl SshTools {
+    /// Sends a long-running request to the daemon, relaying its progress
+    /// when the client asked for progress (a `progressToken`), and
+    /// cancelling it in the daemon when the client cancels the tool call:
+    /// dropping the daemon call sends the cancel, which stops the remote
+    /// command or aborts the transfer.
+    async fn forward(
+        &self,
+        request: Request,
+        context: &RequestContext<RoleServer>,
+        kind: ProgressKind,
+    ) -> Result<Response, ToolError> {
+        let call = async {
+            let Some(token) = context.meta.get_progress_token() else {
+                return self.daemon.call(request).await.map_err(ToolError::from);
+            };
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let call = self.daemon.call_with_progress(request, tx);
+            tokio::pin!(call);
+            loop {
+                tokio::select! {
+                    answer = &mut call => break answer.map_err(ToolError::from),
+                    Some(p) = rx.recv() => {
+                        let param = progress_param(token.clone(), kind, &p);
+                        if let Err(e) = context.peer.notify_progress(param).await {
+                            tracing::debug!("progress notification not delivered: {e}");
+                        }
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            answer = call => answer,
+            () = context.ct.cancelled() => Err(ToolError::new(
+                "the call was cancelled; sshmcpd stops the remote command or aborts the transfer",
+            )),
+        }
+    }
+
     /// What the daemon lists for `session_id`, to name the machine in
     /// `disconnect`'s status. Only decoration: when it cannot be read, the
     /// disconnect request that follows reports the real problem.

@@ -13,9 +13,10 @@ use rmcp::model::{ContentBlock, IntoContents};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sshmcp_proto::{
-    ConnectRequest, ConnectResult, ErrorBody, ExecuteRequest, ExecuteResult, MAX_STDIN_BYTES,
-    Secret, SessionInfo, TransferRequest, TransferResult,
+    ConnectRequest, ConnectResult, ErrorBody, ExecuteRequest, ExecuteResult, MAX_OUTPUT_BYTES,
+    MAX_STDIN_BYTES, Secret, SessionInfo, StreamOutput, TransferRequest, TransferResult,
 };
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -53,15 +54,17 @@ pub const EXECUTE_DESCRIPTION: &str = "\
 Run a shell command on a session's remote machine and return its stdout, stderr and \
 exit_status. Each call runs in a fresh shell on its own SSH channel: cd, environment \
 variables and other shell state do not carry over to the next call, so combine dependent \
-steps in one command (`cd /srv/app && make`). There is no terminal: pass input for the \
-command in stdin (it is closed afterwards) and use non-interactive flags (`apt-get -y`, \
-`sudo -n`). A non-zero exit_status is a normal result, not a tool error; exit_status is \
-null when a signal ended the command (see signal). With timeout, the command is stopped \
-after that many seconds and the output so far comes back with timed_out true; without it \
-the call waits as long as the command runs. stdout and stderr are each capped at 24 MiB \
-(the rest is dropped and stdout_truncated/stderr_truncated is true); bytes that are not \
-UTF-8 are replaced (stdout_lossy/stderr_lossy is true), so for binary output write it to a \
-file and download that.";
+steps in one command (`cd /srv/app && make`) or pass cwd and env. There is no terminal unless \
+pty is true: pass input in stdin (it is closed afterwards) and use non-interactive flags \
+(`apt-get -y`, `sudo -n`). A non-zero exit_status is a normal result, not a tool error; \
+exit_status is null when a signal ended the command (see signal). Pass timeout (seconds) for \
+anything that might not end by itself (`tail -f`, a server in the foreground): the command \
+and its children are then stopped and the output so far comes back with timed_out true; \
+without it the call waits as long as the command runs. Each stream returns at most \
+max_output_bytes inline (default 32 KiB): longer output comes back as its head and tail with \
+a marker, truncated is true, and the whole stream is saved in stdout_file/stderr_file on the \
+machine running this server for you to read or grep. Bytes that are not UTF-8 are replaced \
+(stdout_lossy/stderr_lossy is true), so for binary output write it to a file and download that.";
 
 pub const UPLOAD_DESCRIPTION: &str = "\
 Copy one file from the machine running this server to a session's remote machine over \
@@ -363,9 +366,24 @@ pub struct ExecuteArgs {
     /// Text written to the command's standard input, which is then closed.
     pub stdin: Option<String>,
     /// Seconds after which the command is stopped and its output so far
-    /// returned. No limit when left out.
+    /// returned. No limit when left out: pass one for anything that might
+    /// not end by itself.
     #[schemars(range(min = 1))]
     pub timeout: Option<i64>,
+    /// Remote directory to run in (~/ is the remote home). Default: the
+    /// login directory.
+    pub cwd: Option<String>,
+    /// Environment variables for this command only.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Run under a pseudo-terminal, for commands that insist on one. Output
+    /// then arrives merged in stdout (stderr is empty) with terminal line
+    /// endings, and stdin is echoed. Default false.
+    pub pty: Option<bool>,
+    /// Bytes of each stream to return inline (default 32768). Longer output
+    /// comes back as its head and tail, with the whole stream saved in a file
+    /// named in stdout_file / stderr_file.
+    #[schemars(range(min = 2))]
+    pub max_output_bytes: Option<u64>,
 }
 
 impl ExecuteArgs {
@@ -401,18 +419,34 @@ impl ExecuteArgs {
                  a file and redirect it into the command instead (`command < file`)"
             )));
         }
+        if self
+            .max_output_bytes
+            .is_some_and(|n| n > MAX_OUTPUT_BYTES as u64)
+        {
+            return Err(ToolError::new(format!(
+                "max_output_bytes may be at most {MAX_OUTPUT_BYTES}; the full output is always \
+                 saved to a file when it is longer"
+            )));
+        }
         Ok(ExecuteRequest {
             session_id: self.session_id,
             command: self.command,
             stdin,
             timeout_ms,
+            cwd: self.cwd.filter(|d| !d.is_empty()),
+            env: self.env.unwrap_or_default().into_iter().collect(),
+            pty: self.pty.unwrap_or(false),
+            max_output_bytes: self.max_output_bytes,
         })
     }
 }
 
 #[derive(Debug, Serialize, JsonSchema, PartialEq, Eq)]
 pub struct ExecuteOutput {
+    /// Standard output; when long, its head and tail around a marker that
+    /// says how much was left out and where the whole of it is.
     pub stdout: String,
+    /// Standard error, shortened like stdout.
     pub stderr: String,
     /// The command's exit status; null when a signal ended it or none was
     /// reported.
@@ -428,16 +462,32 @@ pub struct ExecuteOutput {
     /// True when stderr was not valid UTF-8 and invalid bytes were replaced
     /// with U+FFFD.
     pub stderr_lossy: bool,
-    /// True when stdout went over the cap and the rest was dropped.
+    /// True when either stream was shortened.
+    pub truncated: bool,
+    /// True when stdout was shortened (see stdout_file).
     pub stdout_truncated: bool,
-    /// True when stderr went over the cap and the rest was dropped.
+    /// True when stderr was shortened (see stderr_file).
     pub stderr_truncated: bool,
+    /// Bytes the command wrote to stdout in all.
+    pub stdout_bytes: u64,
+    /// Bytes the command wrote to stderr in all.
+    pub stderr_bytes: u64,
+    /// A file on the machine running this server holding all of stdout, when
+    /// it was shortened; read or grep it with your own tools.
+    pub stdout_file: Option<String>,
+    /// The same for stderr.
+    pub stderr_file: Option<String>,
 }
 
 impl From<ExecuteResult> for ExecuteOutput {
     fn from(r: ExecuteResult) -> Self {
-        let (stdout, stdout_lossy) = utf8_lossy(r.stdout);
-        let (stderr, stderr_lossy) = utf8_lossy(r.stderr);
+        let stdout_truncated = r.stdout.omitted_bytes > 0;
+        let stderr_truncated = r.stderr.omitted_bytes > 0;
+        let (stdout_bytes, stderr_bytes) = (r.stdout.total_bytes, r.stderr.total_bytes);
+        let stdout_file = r.stdout.spill_path.clone();
+        let stderr_file = r.stderr.spill_path.clone();
+        let (stdout, stdout_lossy) = stream_text(r.stdout);
+        let (stderr, stderr_lossy) = stream_text(r.stderr);
         ExecuteOutput {
             stdout,
             stderr,
@@ -446,10 +496,72 @@ impl From<ExecuteResult> for ExecuteOutput {
             timed_out: r.timed_out,
             stdout_lossy,
             stderr_lossy,
-            stdout_truncated: r.stdout_truncated,
-            stderr_truncated: r.stderr_truncated,
+            truncated: stdout_truncated || stderr_truncated,
+            stdout_truncated,
+            stderr_truncated,
+            stdout_bytes,
+            stderr_bytes,
+            stdout_file,
+            stderr_file,
         }
     }
+}
+
+/// One stream as text: whole when it fit, else head, a marker and tail. The
+/// cut points may split a UTF-8 character; the broken pieces at the cuts are
+/// dropped rather than shown as replacement characters.
+pub fn stream_text(out: StreamOutput) -> (String, bool) {
+    if out.omitted_bytes == 0 {
+        let mut whole = out.head;
+        whole.extend_from_slice(&out.tail);
+        return utf8_lossy(whole);
+    }
+    let head = trim_partial_end(out.head);
+    let tail = trim_partial_start(out.tail);
+    let (head, head_lossy) = utf8_lossy(head);
+    let (tail, tail_lossy) = utf8_lossy(tail);
+    let whole = match (&out.spill_path, out.spill_truncated) {
+        (Some(path), false) => format!("the whole output is in {path}"),
+        (Some(path), true) => format!("{path} holds the output up to its size cap"),
+        (None, _) => "the whole output could not be saved (see the daemon's log)".to_owned(),
+    };
+    let marker = format!(
+        "\n[... {} bytes omitted of {}; {whole} ...]\n",
+        out.omitted_bytes, out.total_bytes
+    );
+    (format!("{head}{marker}{tail}"), head_lossy || tail_lossy)
+}
+
+/// Drops an incomplete UTF-8 sequence at the end of `bytes`.
+fn trim_partial_end(mut bytes: Vec<u8>) -> Vec<u8> {
+    let start = bytes.len().saturating_sub(3);
+    for i in (start..bytes.len()).rev() {
+        let b = bytes[i];
+        if b & 0xC0 == 0x80 {
+            continue;
+        }
+        let need = match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1,
+        };
+        if bytes.len() - i < need {
+            bytes.truncate(i);
+        }
+        break;
+    }
+    bytes
+}
+
+/// Drops UTF-8 continuation bytes at the start of `bytes` (at most three).
+fn trim_partial_start(bytes: Vec<u8>) -> Vec<u8> {
+    let skip = bytes
+        .iter()
+        .take(3)
+        .take_while(|b| **b & 0xC0 == 0x80)
+        .count();
+    bytes[skip..].to_vec()
 }
 
 /// The bytes as text, and whether any had to be replaced to get it. Valid
@@ -473,6 +585,12 @@ pub struct UploadArgs {
     /// Where to write it on the remote machine; relative to the remote
     /// user's home directory (also written ~/) unless absolute.
     pub remote_path: String,
+    /// Copy a whole directory tree (file modes and symlinks as links).
+    /// Default false.
+    pub recursive: Option<bool>,
+    /// Keep modification times, and modes even over existing files.
+    /// Default false.
+    pub preserve: Option<bool>,
 }
 
 impl UploadArgs {
@@ -483,6 +601,8 @@ impl UploadArgs {
             local_path: paths.resolve("local_path", &self.local_path)?,
             session_id: self.session_id,
             remote_path: remote_path(self.remote_path),
+            recursive: self.recursive.unwrap_or(false),
+            preserve: self.preserve.unwrap_or(false),
         })
     }
 }
@@ -499,6 +619,12 @@ pub struct DownloadArgs {
     /// your home directory; a relative path is relative to this server's
     /// working directory.
     pub local_path: String,
+    /// Copy a whole directory tree (file modes and symlinks as links).
+    /// Default false.
+    pub recursive: Option<bool>,
+    /// Keep modification times, and modes even over existing files.
+    /// Default false.
+    pub preserve: Option<bool>,
 }
 
 impl DownloadArgs {
@@ -509,6 +635,8 @@ impl DownloadArgs {
             local_path: paths.resolve("local_path", &self.local_path)?,
             session_id: self.session_id,
             remote_path: remote_path(self.remote_path),
+            recursive: self.recursive.unwrap_or(false),
+            preserve: self.preserve.unwrap_or(false),
         })
     }
 }
@@ -537,6 +665,10 @@ pub struct TransferOutput {
     pub local_path: String,
     /// The remote file, fully resolved.
     pub remote_path: String,
+    /// Regular files copied (1 for a single file).
+    pub files: u64,
+    /// Entries of a tree that were not copied, and why.
+    pub skipped: Vec<String>,
 }
 
 /// Which way a transfer went, for its status message.
@@ -549,6 +681,12 @@ pub enum Direction {
 impl TransferOutput {
     pub fn new(direction: Direction, r: TransferResult) -> Self {
         let unit = if r.bytes == 1 { "byte" } else { "bytes" };
+        let files = if r.files == 1 {
+            String::new()
+        } else {
+            format!(" in {} files", r.files)
+        };
+        let unit = format!("{unit}{files}");
         let mut status = match direction {
             Direction::Upload => format!(
                 "uploaded {} {unit} from {} to {}",
@@ -566,11 +704,20 @@ impl TransferOutput {
             status.push_str(". Note: ");
             status.push_str(note);
         }
+        if !r.skipped.is_empty() {
+            status.push_str(&format!(
+                ". Skipped {}: {}",
+                r.skipped.len(),
+                r.skipped.join("; ")
+            ));
+        }
         TransferOutput {
             status,
             bytes_transferred: r.bytes,
             local_path: r.local_path,
             remote_path: r.remote_path,
+            files: r.files,
+            skipped: r.skipped,
         }
     }
 }
@@ -578,7 +725,7 @@ impl TransferOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sshmcp_proto::{MAX_OUTPUT_BYTES, SessionState};
+    use sshmcp_proto::SessionState;
 
     fn paths() -> LocalPaths {
         LocalPaths {
@@ -722,6 +869,10 @@ mod tests {
             command: "cat".into(),
             stdin: Some("hi".into()),
             timeout: Some(30),
+            cwd: None,
+            env: None,
+            pty: None,
+            max_output_bytes: None,
         };
         let request = args.into_request().unwrap();
         assert_eq!(request.timeout_ms, Some(30_000));
@@ -732,6 +883,10 @@ mod tests {
             command: "true".into(),
             stdin: None,
             timeout: None,
+            cwd: None,
+            env: None,
+            pty: None,
+            max_output_bytes: None,
         };
         let request = args.into_request().unwrap();
         assert_eq!(request.timeout_ms, None);
@@ -746,6 +901,10 @@ mod tests {
                 command: "true".into(),
                 stdin: None,
                 timeout: Some(timeout),
+                cwd: None,
+                env: None,
+                pty: None,
+                max_output_bytes: None,
             };
             assert!(args.into_request().is_err(), "timeout {timeout}");
         }
@@ -758,6 +917,10 @@ mod tests {
             command: "cat".into(),
             stdin: Some("x".repeat(MAX_STDIN_BYTES + 1)),
             timeout: None,
+            cwd: None,
+            env: None,
+            pty: None,
+            max_output_bytes: None,
         };
         let e = args.into_request().unwrap_err();
         assert!(e.message().contains("upload"), "{e}");
@@ -765,8 +928,48 @@ mod tests {
 
     #[test]
     fn descriptions_state_the_real_caps() {
-        assert_eq!(MAX_OUTPUT_BYTES, 24 * 1024 * 1024);
-        assert!(EXECUTE_DESCRIPTION.contains("24 MiB"));
+        assert_eq!(sshmcp_proto::DEFAULT_OUTPUT_BYTES, 32 * 1024);
+        assert!(EXECUTE_DESCRIPTION.contains("32 KiB"));
+    }
+
+    #[test]
+    fn execute_passes_cwd_env_pty_and_caps() {
+        let args: ExecuteArgs = serde_json::from_value(serde_json::json!({
+            "session_id": "s1", "command": "make", "cwd": "~/src",
+            "env": {"B": "2", "A": "1"}, "pty": true, "max_output_bytes": 100
+        }))
+        .unwrap();
+        let r = args.into_request().unwrap();
+        assert_eq!(r.cwd.as_deref(), Some("~/src"));
+        assert_eq!(
+            r.env,
+            vec![("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
+        assert!(r.pty);
+        assert_eq!(r.max_output_bytes, Some(100));
+        let too_big: ExecuteArgs = serde_json::from_value(serde_json::json!({
+            "session_id": "s1", "command": "x", "max_output_bytes": u64::MAX
+        }))
+        .unwrap();
+        assert!(too_big.into_request().is_err());
+    }
+
+    #[test]
+    fn long_output_shows_head_marker_and_tail_without_broken_characters() {
+        // "é" is two bytes; the cuts fall inside one at each end.
+        let (text, lossy) = stream_text(StreamOutput {
+            head: b"ab\xc3".to_vec(),
+            tail: b"\xa9cd".to_vec(),
+            total_bytes: 100,
+            omitted_bytes: 94,
+            spill_path: Some("/state/x.log".into()),
+            spill_truncated: false,
+        });
+        assert!(!lossy);
+        assert_eq!(
+            text,
+            "ab\n[... 94 bytes omitted of 100; the whole output is in /state/x.log ...]\ncd"
+        );
     }
 
     #[test]
@@ -781,19 +984,35 @@ mod tests {
     #[test]
     fn execute_output_flags_each_stream() {
         let output = ExecuteOutput::from(ExecuteResult {
-            stdout: vec![0xc3, 0x28],
-            stderr: b"fine".to_vec(),
+            stdout: StreamOutput {
+                head: vec![0xc3, 0x28],
+                total_bytes: 2,
+                ..StreamOutput::default()
+            },
+            stderr: StreamOutput {
+                head: b"fi".to_vec(),
+                tail: b"ne".to_vec(),
+                total_bytes: 10,
+                omitted_bytes: 6,
+                spill_path: Some("/s/e.log".into()),
+                spill_truncated: false,
+            },
             exit_status: None,
             signal: Some("KILL".into()),
             timed_out: true,
-            stdout_truncated: false,
-            stderr_truncated: true,
         });
         assert!(output.stdout_lossy);
         assert!(!output.stderr_lossy);
-        assert_eq!(output.stderr, "fine");
+        assert!(
+            output.stderr.starts_with("fi\n[... 6 bytes omitted"),
+            "{}",
+            output.stderr
+        );
         assert_eq!(output.signal.as_deref(), Some("KILL"));
-        assert!(output.timed_out && output.stderr_truncated);
+        assert!(output.timed_out && output.stderr_truncated && output.truncated);
+        assert!(!output.stdout_truncated);
+        assert_eq!(output.stderr_file.as_deref(), Some("/s/e.log"));
+        assert_eq!((output.stdout_bytes, output.stderr_bytes), (2, 10));
         let json = serde_json::to_value(&output).unwrap();
         assert_eq!(json["exit_status"], serde_json::Value::Null);
     }
@@ -831,6 +1050,8 @@ mod tests {
                 bytes: 1,
                 replaced: true,
                 notes: vec!["the replace was not atomic".into()],
+                files: 1,
+                skipped: Vec::new(),
             },
         );
         assert_eq!(
@@ -847,6 +1068,8 @@ mod tests {
             session_id: "s1".into(),
             local_path: "build/app.tar".into(),
             remote_path: "app.tar".into(),
+            recursive: None,
+            preserve: None,
         };
         let request = upload.into_request(&paths()).unwrap();
         assert_eq!(request.local_path, "/work/project/build/app.tar");
@@ -856,6 +1079,8 @@ mod tests {
             session_id: "s1".into(),
             remote_path: "~/log".into(),
             local_path: "~/log".into(),
+            recursive: None,
+            preserve: None,
         };
         let request = download.into_request(&paths()).unwrap();
         assert_eq!(request.local_path, "/home/ada/log");

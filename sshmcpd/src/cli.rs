@@ -1,8 +1,10 @@
 //! The command line: `serve` runs the daemon; `status` and `stop` are small
 //! clients of a running one.
 
+use crate::output::SpillDir;
 use crate::server::{self, Listener};
 use crate::sessions::SessionManager;
+use crate::ssh::TrustSettings;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sshmcp_proto::{Client, ClientError, DaemonStatus, ProtoError, Request, Response, SessionInfo};
@@ -14,6 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Exit code of `status` and `stop` when no daemon is running.
 pub const EXIT_NOT_RUNNING: u8 = 3;
+
+/// How much of one output stream is kept on disk beyond what is inline.
+const SPILL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+/// How long spilled output is kept.
+const SPILL_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Parser)]
 #[command(
@@ -103,6 +110,7 @@ async fn serve(socket: &Path) -> anyhow::Result<()> {
     let log_path = sshmcp_proto::rendezvous::log_path();
     init_logging(&log_path)?;
     // Logged as well as returned: an auto-started daemon's stderr goes nowhere.
+    let trust = trust_settings().inspect_err(|e| tracing::error!("{e:#}"))?;
     let listener = Listener::bind(socket).inspect_err(|e| tracing::error!("{e:#}"))?;
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
@@ -121,10 +129,38 @@ async fn serve(socket: &Path) -> anyhow::Result<()> {
         }
         signals.cancel();
     });
-    let sessions = SessionManager::new(crate::paths::known_hosts());
-    server::run(listener, sessions, log_path, shutdown).await;
+    let sessions = SessionManager::new(trust);
+    let spill = SpillDir {
+        dir: sshmcp_proto::rendezvous::state_dir().join("output"),
+        max_bytes: SPILL_MAX_BYTES,
+        retention: SPILL_RETENTION,
+    };
+    server::run(listener, sessions, log_path, spill, shutdown).await;
     tracing::info!("sshmcpd stopped");
     Ok(())
+}
+
+/// The host-key policy from config.toml and where the user's SSH client
+/// config is. Read once: a daemon with a broken config refuses to start
+/// rather than run with weaker host-key checking than the user asked for.
+fn trust_settings() -> anyhow::Result<TrustSettings> {
+    let config_file = crate::config::path();
+    let config = match &config_file {
+        Some(path) => crate::config::load(path)?,
+        None => crate::config::Config::default(),
+    };
+    let home = crate::paths::home();
+    tracing::info!(
+        policy = ?config.host_key_policy,
+        config = %config_file.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+        "host key policy"
+    );
+    Ok(TrustSettings {
+        policy: config.host_key_policy,
+        config_file,
+        ssh_config: home.join(".ssh").join("config"),
+        home,
+    })
 }
 
 /// Connects to the daemon; `Ok(None)` when none is running there.

@@ -4,12 +4,16 @@
 //! `sshmcp-proto` wire protocol, and never speaks MCP: the shim does that.
 //! Sessions live here so they outlive any one MCP client.
 
+pub mod call;
 pub mod cli;
+pub mod config;
 pub mod error;
+pub mod output;
 pub mod paths;
 pub mod server;
 pub mod sessions;
 pub mod ssh;
+pub mod ssh_config;
 
 /// What the daemon calls itself in hellos and `status`.
 pub const SOFTWARE: &str = concat!("sshmcpd ", env!("CARGO_PKG_VERSION"));

@@ -51,14 +51,14 @@ pub fn prepare_socket_dir(socket: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// The known_hosts file that host keys are checked against and learned into.
-pub fn known_hosts() -> PathBuf {
-    let home = std::env::var_os("HOME")
+/// The user's home directory: `$HOME`, as `~` means in a shell (and so in
+/// the test sandbox), else the passwd entry's.
+pub fn home() -> PathBuf {
+    std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
         .or_else(|| directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf()))
-        .unwrap_or_else(|| PathBuf::from("/"));
-    home.join(".ssh").join("known_hosts")
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 #[cfg(test)]

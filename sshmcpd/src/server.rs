@@ -2,18 +2,21 @@
 //! can reach (0600 in a private directory, and every peer's uid checked),
 //! one task per connection and one per request.
 
+use crate::call::CallContext;
 use crate::error::RequestError;
+use crate::output::SpillDir;
 use crate::sessions::SessionManager;
 use anyhow::{Context, bail};
 use sshmcp_proto::{
     ClientMessage, DaemonStatus, ErrorBody, ErrorKind, Hello, HelloReply, HelloStatus,
     PROTOCOL_VERSION, ProtoError, Request, Response, ServerMessage, read_message, write_message,
 };
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
@@ -24,6 +27,8 @@ use tokio_util::task::TaskTracker;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long calls in flight get to finish when the daemon stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How often old spilled output is deleted.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// A bound, locked socket, ready to serve. Dropping it removes the socket.
 pub struct Listener {
@@ -99,6 +104,7 @@ struct Shared {
     started: Instant,
     socket: PathBuf,
     log_path: PathBuf,
+    spill: SpillDir,
     uid: u32,
 }
 
@@ -108,6 +114,7 @@ pub async fn run(
     listener: Listener,
     sessions: SessionManager,
     log_path: PathBuf,
+    spill: SpillDir,
     shutdown: CancellationToken,
 ) {
     let shared = Arc::new(Shared {
@@ -116,9 +123,20 @@ pub async fn run(
         started: Instant::now(),
         socket: listener.socket.clone(),
         log_path,
+        spill,
         uid: sshmcp_proto::rendezvous::current_uid(),
     });
     let tracker = TaskTracker::new();
+    let sweeper = shared.clone();
+    tracker.spawn(async move {
+        let mut every = tokio::time::interval(SWEEP_INTERVAL);
+        loop {
+            tokio::select! {
+                () = sweeper.shutdown.cancelled() => break,
+                _ = every.tick() => sweeper.spill.sweep(),
+            }
+        }
+    });
     tracing::info!(socket = %shared.socket.display(), pid = std::process::id(), "sshmcpd listening");
     loop {
         tokio::select! {
@@ -216,17 +234,48 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
         }
     });
     let requests = TaskTracker::new();
-    loop {
+    // Calls in flight on this connection, so a `Cancel` can find them.
+    let calls: Arc<Mutex<HashMap<u64, CancellationToken>>> = Arc::default();
+    let connection_gone = CancellationToken::new();
+    let shutting_down = loop {
         let msg = tokio::select! {
-            () = shared.shutdown.cancelled() => break,
+            () = shared.shutdown.cancelled() => break true,
             msg = read_message::<ClientMessage, _>(&mut read) => msg,
         };
         match msg {
+            Ok(Some(ClientMessage {
+                request: Request::Cancel { id },
+                ..
+            })) => {
+                let token = calls
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&id)
+                    .cloned();
+                match token {
+                    Some(token) => {
+                        tracing::info!(call = id, "call cancelled by the client");
+                        token.cancel();
+                    }
+                    None => tracing::debug!(call = id, "cancel for a call that already ended"),
+                }
+            }
             Ok(Some(msg)) => {
+                let cancel = connection_gone.child_token();
+                calls
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(msg.id, cancel.clone());
+                let ctx = CallContext::new(cancel, msg.id, msg.progress.then(|| tx.clone()));
                 let shared = shared.clone();
                 let tx = tx.clone();
+                let calls = calls.clone();
                 requests.spawn(async move {
-                    let response = dispatch(msg.request, &shared).await;
+                    let response = dispatch(msg.request, &shared, &ctx).await;
+                    calls
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&msg.id);
                     // The client may be gone; its answer is then moot.
                     drop(
                         tx.send(ServerMessage {
@@ -237,10 +286,10 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
                     );
                 });
             }
-            Ok(None) => break,
+            Ok(None) => break false,
             Err(ProtoError::Io(e)) => {
                 tracing::debug!("client connection failed: {e}");
-                break;
+                break false;
             }
             Err(e) => {
                 // A frame we cannot trust: the stream may be out of step, so
@@ -254,11 +303,24 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
                     )),
                 };
                 drop(tx.send(answer).await);
-                break;
+                break false;
             }
         }
-    }
+    };
     requests.close();
+    if shutting_down {
+        // Calls in flight get a grace period, then are cancelled.
+        if tokio::time::timeout(SHUTDOWN_GRACE, requests.wait())
+            .await
+            .is_err()
+        {
+            connection_gone.cancel();
+        }
+    } else {
+        // Nobody is left to read the answers: stop remote commands and
+        // transfers rather than let them run on unobserved.
+        connection_gone.cancel();
+    }
     requests.wait().await;
     drop(tx);
     if let Err(e) = writer.await {
@@ -266,7 +328,7 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
     }
 }
 
-async fn dispatch(request: Request, shared: &Shared) -> Response {
+async fn dispatch(request: Request, shared: &Shared, ctx: &CallContext) -> Response {
     let sessions = &shared.sessions;
     let result: Result<Response, RequestError> = match request {
         Request::Connect(req) => sessions.connect(req).await.map(Response::Connected),
@@ -275,9 +337,12 @@ async fn dispatch(request: Request, shared: &Shared) -> Response {
             .await
             .map(|session_id| Response::Disconnected { session_id }),
         Request::ListSessions => Ok(Response::Sessions(sessions.list())),
-        Request::Execute(req) => sessions.execute(req).await.map(Response::Executed),
-        Request::Upload(req) => sessions.upload(req).await.map(Response::Transferred),
-        Request::Download(req) => sessions.download(req).await.map(Response::Transferred),
+        Request::Execute(req) => sessions
+            .execute(req, &shared.spill, ctx)
+            .await
+            .map(Response::Executed),
+        Request::Upload(req) => sessions.upload(req, ctx).await.map(Response::Transferred),
+        Request::Download(req) => sessions.download(req, ctx).await.map(Response::Transferred),
         Request::Status => Ok(Response::Status(DaemonStatus {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -292,6 +357,8 @@ async fn dispatch(request: Request, shared: &Shared) -> Response {
             shared.shutdown.cancel();
             Ok(Response::ShuttingDown)
         }
+        // Handled by the connection loop; a cancel never reaches here.
+        Request::Cancel { .. } => Err(RequestError::bad_request("nothing to cancel")),
     };
     result.unwrap_or_else(|e| Response::Error(e.into()))
 }

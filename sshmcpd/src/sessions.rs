@@ -6,11 +6,14 @@
 //! one slow host never blocks calls on another, and several calls on one
 //! session run concurrently on their own channels.
 
+use crate::call::CallContext;
 use crate::error::RequestError;
-use crate::ssh::{self, ConnectParams, HostKeyStatus, SshHandle};
+use crate::output::SpillDir;
+use crate::ssh::exec::ExecParams;
+use crate::ssh::{self, ConnectParams, HostKeyStatus, SshHandle, TrustSettings};
 use sshmcp_proto::{
-    ConnectRequest, ConnectResult, ErrorKind, ExecuteRequest, ExecuteResult, SessionInfo,
-    SessionState, TransferRequest, TransferResult,
+    ConnectRequest, ConnectResult, DEFAULT_OUTPUT_BYTES, ErrorKind, ExecuteRequest, ExecuteResult,
+    MAX_OUTPUT_BYTES, SessionInfo, SessionState, TransferRequest, TransferResult,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -81,14 +84,14 @@ impl Session {
 /// All sessions of this daemon.
 pub struct SessionManager {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
-    known_hosts: PathBuf,
+    trust: Arc<TrustSettings>,
 }
 
 impl SessionManager {
-    pub fn new(known_hosts: PathBuf) -> Self {
+    pub fn new(trust: TrustSettings) -> Self {
         SessionManager {
             sessions: Mutex::new(HashMap::new()),
-            known_hosts,
+            trust: Arc::new(trust),
         }
     }
 
@@ -151,7 +154,7 @@ impl SessionManager {
             username: req.username.clone(),
             password: req.password,
             private_key: req.private_key.map(PathBuf::from),
-            known_hosts: self.known_hosts.clone(),
+            trust: self.trust.clone(),
             timeout: CONNECT_TIMEOUT,
         })
         .await?;
@@ -190,33 +193,52 @@ impl SessionManager {
         }
     }
 
-    pub async fn execute(&self, req: ExecuteRequest) -> Result<ExecuteResult, RequestError> {
+    pub async fn execute(
+        &self,
+        req: ExecuteRequest,
+        spill: &SpillDir,
+        ctx: &CallContext,
+    ) -> Result<ExecuteResult, RequestError> {
         if req.command.trim().is_empty() {
             return Err(RequestError::bad_request("command is empty"));
         }
+        let inline = req.max_output_bytes.map_or(DEFAULT_OUTPUT_BYTES, |n| {
+            n.clamp(2, MAX_OUTPUT_BYTES as u64) as usize
+        });
         let session = self.get(&req.session_id)?;
         let handle = session.use_handle()?;
-        ssh::exec::execute(
-            handle,
-            &req.command,
-            req.stdin,
-            req.timeout_ms.map(Duration::from_millis),
-        )
-        .await
+        let params = ExecParams {
+            command: req.command,
+            stdin: req.stdin,
+            timeout: req.timeout_ms.map(Duration::from_millis),
+            cwd: req.cwd,
+            env: req.env,
+            pty: req.pty,
+            inline,
+        };
+        ssh::exec::execute(handle, params, spill, ctx).await
     }
 
-    pub async fn upload(&self, req: TransferRequest) -> Result<TransferResult, RequestError> {
+    pub async fn upload(
+        &self,
+        req: TransferRequest,
+        ctx: &CallContext,
+    ) -> Result<TransferResult, RequestError> {
         check_transfer(&req)?;
         let session = self.get(&req.session_id)?;
         let handle = session.use_handle()?;
-        ssh::sftp::upload(handle, &req.local_path, &req.remote_path).await
+        ssh::sftp::upload(handle, &req, ctx).await
     }
 
-    pub async fn download(&self, req: TransferRequest) -> Result<TransferResult, RequestError> {
+    pub async fn download(
+        &self,
+        req: TransferRequest,
+        ctx: &CallContext,
+    ) -> Result<TransferResult, RequestError> {
         check_transfer(&req)?;
         let session = self.get(&req.session_id)?;
         let handle = session.use_handle()?;
-        ssh::sftp::download(handle, &req.remote_path, &req.local_path).await
+        ssh::sftp::download(handle, &req, ctx).await
     }
 }
 

@@ -35,6 +35,7 @@ mod process;
 mod sshd;
 mod user;
 mod wait;
+mod world;
 
 pub use daemon::{Daemon, run_cli};
 pub use data::{random_file, sha256_file};
@@ -43,4 +44,5 @@ pub use mcp::{PROTOCOL_VERSION, Shim, ToolResult};
 pub use process::{bin_path, is_root};
 pub use sshd::{Sshd, SshdConfig};
 pub use user::{TestUser, current_user_name};
-pub use wait::{pid_alive, wait_until};
+pub use wait::{pid_alive, proc_status_kib, processes_with, wait_until};
+pub use world::World;

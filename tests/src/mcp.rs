@@ -5,6 +5,7 @@
 //! thread drains the shim's stdout into a channel, so the shim never blocks
 //! on a full pipe and every wait has a deadline.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,12 @@ pub struct Shim {
     timeout: Duration,
     /// Notifications and server requests read while waiting for responses.
     unsolicited: Vec<Value>,
+    /// Responses read while waiting for something else, by id, for requests
+    /// sent with [`Shim::send_request`].
+    answered: HashMap<u64, Value>,
+    /// Ids sent with [`Shim::send_request`] whose response has not been
+    /// collected; a response to any other id is a protocol violation.
+    outstanding: HashSet<u64>,
     /// Set when a panic message already included stderr, so `Drop` does not
     /// print it twice.
     stderr_shown: bool,
@@ -158,6 +165,8 @@ impl Shim {
             next_id: 1,
             timeout: DEFAULT_TIMEOUT,
             unsolicited: Vec::new(),
+            answered: HashMap::new(),
+            outstanding: HashSet::new(),
             stderr_shown: false,
         }
     }
@@ -218,6 +227,14 @@ impl Shim {
     ///
     /// On timeout, when the shim closes stdout, or on a protocol violation.
     pub fn try_request(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        let id = self.send_request(method, params);
+        self.wait_response(id)
+    }
+
+    /// Sends a request without waiting for its response, for tests that act
+    /// while it runs (cancel it, watch its progress); collect the response
+    /// with [`Shim::wait_response`]. `Null` params are omitted.
+    pub fn send_request(&mut self, method: &str, params: Value) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let mut message = json!({"jsonrpc": "2.0", "id": id, "method": method});
@@ -225,29 +242,84 @@ impl Shim {
             message["params"] = params;
         }
         self.send(&message);
-        let waiting_for = format!("{method} (id {id})");
+        self.outstanding.insert(id);
+        id
+    }
+
+    /// Waits for the response to request `id`: its `result`, or its JSON-RPC
+    /// `error` object.
+    ///
+    /// # Panics
+    ///
+    /// On timeout, when the shim closes stdout, or on a protocol violation.
+    pub fn wait_response(&mut self, id: u64) -> Result<Value, Value> {
+        let waiting_for = format!("the response to id {id}");
         let deadline = Instant::now() + self.timeout;
+        let message = loop {
+            if let Some(message) = self.answered.remove(&id) {
+                break message;
+            }
+            if let Some(message) = self.next_response(deadline, &waiting_for) {
+                if message.get("id") == Some(&json!(id)) {
+                    break message;
+                }
+                self.stash(message, &waiting_for);
+            }
+        };
+        self.outstanding.remove(&id);
+        if let Some(error) = message.get("error") {
+            return Err(error.clone());
+        }
+        match message.get("result") {
+            Some(result) => Ok(result.clone()),
+            None => self.fail(&format!(
+                "a response with neither result nor error: {message}"
+            )),
+        }
+    }
+
+    /// Waits for a notification for which `wanted` holds and returns it;
+    /// earlier notifications stay for [`Shim::take_notifications`], and
+    /// responses that arrive meanwhile are kept for [`Shim::wait_response`].
+    ///
+    /// # Panics
+    ///
+    /// On timeout, when the shim closes stdout, or on a protocol violation.
+    pub fn wait_notification(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + self.timeout;
+        let mut seen = 0;
         loop {
-            let message = self.recv(deadline, &waiting_for);
-            if message.get("method").is_some() {
-                self.answer_server_request(&message);
-                self.unsolicited.push(message);
-                continue;
+            if let Some(found) = self.unsolicited[seen..].iter().find(|n| wanted(n)) {
+                return found.clone();
             }
-            if message.get("id") != Some(&json!(id)) {
-                self.fail(&format!(
-                    "got a response to another id while waiting for {waiting_for}: {message}"
-                ));
+            seen = self.unsolicited.len();
+            if let Some(message) = self.next_response(deadline, what) {
+                self.stash(message, what);
             }
-            if let Some(error) = message.get("error") {
-                return Err(error.clone());
+        }
+    }
+
+    /// Reads one message; notifications and server requests are kept (and
+    /// server requests answered) and give `None`, a response gives `Some`.
+    fn next_response(&mut self, deadline: Instant, waiting_for: &str) -> Option<Value> {
+        let message = self.recv(deadline, waiting_for);
+        if message.get("method").is_some() {
+            self.answer_server_request(&message);
+            self.unsolicited.push(message);
+            return None;
+        }
+        Some(message)
+    }
+
+    /// Keeps a response to an outstanding request sent earlier.
+    fn stash(&mut self, message: Value, waiting_for: &str) {
+        match message.get("id").and_then(Value::as_u64) {
+            Some(other) if self.outstanding.contains(&other) => {
+                self.answered.insert(other, message);
             }
-            return match message.get("result") {
-                Some(result) => Ok(result.clone()),
-                None => self.fail(&format!(
-                    "a response with neither result nor error: {message}"
-                )),
-            };
+            _ => self.fail(&format!(
+                "got a response to another id while waiting for {waiting_for}: {message}"
+            )),
         }
     }
 

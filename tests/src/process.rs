@@ -16,9 +16,10 @@ use crate::wait::wait_until;
 ///
 /// `$SSHMCPD_BIN` / `$SSHMCP_SHIM_BIN` win, so CI or a benchmark can test an
 /// installed build. Otherwise the binary is looked up in the cargo target
-/// directory this test executable was built into: test executables live in
-/// `target/<profile>/deps/`, binaries in `target/<profile>/`. Cargo builds
-/// another package's binaries only when asked, hence the hint in the panic.
+/// directory this executable was built into: test executables live in
+/// `target/<profile>/deps/`, binaries (such as the benchmark) in
+/// `target/<profile>/` beside the product's. Cargo builds another package's
+/// binaries only when asked, hence the hint in the panic.
 ///
 /// # Panics
 ///
@@ -42,8 +43,13 @@ pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     let profile_dir = exe
         .parent()
-        .filter(|deps| deps.ends_with("deps"))
-        .and_then(Path::parent)
+        .and_then(|dir| {
+            if dir.ends_with("deps") {
+                dir.parent()
+            } else {
+                Some(dir)
+            }
+        })
         .unwrap_or_else(|| {
             panic!(
                 "cannot find the cargo target dir from {}: set ${} to the {name} binary",

@@ -65,6 +65,10 @@ const DEFAULTS: [(&str, &str); 10] = [
 pub struct SshdConfig {
     overrides: Vec<(String, String)>,
     extra: Vec<String>,
+    /// `ssh-keygen -t` types of host keys offered after the ed25519 one.
+    extra_host_keys: Vec<String>,
+    /// CA private key and principals to certify the ed25519 host key with.
+    host_certificate: Option<(PathBuf, String)>,
 }
 
 impl SshdConfig {
@@ -103,6 +107,24 @@ impl SshdConfig {
         self
     }
 
+    /// Gives the server a second host key of `kind` (an `ssh-keygen -t`
+    /// type such as `ecdsa`), listed after the ed25519 one. Its public half
+    /// is [`Sshd::extra_host_public_key`].
+    #[must_use]
+    pub fn extra_host_key(mut self, kind: &str) -> Self {
+        self.extra_host_keys.push(kind.to_owned());
+        self
+    }
+
+    /// Makes the server present an OpenSSH host certificate for its ed25519
+    /// key, signed by the CA private key `ca_key` and valid for
+    /// `principals` (a comma list, as `ssh-keygen -n` takes it).
+    #[must_use]
+    pub fn host_certificate(mut self, ca_key: &Path, principals: &str) -> Self {
+        self.host_certificate = Some((ca_key.to_path_buf(), principals.to_owned()));
+        self
+    }
+
     /// Starts an sshd with this configuration; see [`Sshd::start`].
     pub fn start(&self) -> Sshd {
         Sshd::start_with(self)
@@ -115,6 +137,17 @@ impl SshdConfig {
             format!("HostKey {}", dir.join(HOST_KEY).display()),
             "PidFile none".to_owned(),
         ];
+        lines.extend(
+            self.extra_host_keys
+                .iter()
+                .map(|kind| format!("HostKey {}", dir.join(extra_host_key(kind)).display())),
+        );
+        if self.host_certificate.is_some() {
+            lines.push(format!(
+                "HostCertificate {}",
+                dir.join(format!("{HOST_KEY}-cert.pub")).display()
+            ));
+        }
         let overridden = |keyword: &str| {
             self.overrides
                 .iter()
@@ -196,6 +229,17 @@ impl Sshd {
         // is not always the one running the tests.
         set_mode(dir.path(), 0o755);
         keygen(&dir.path().join(HOST_KEY));
+        for kind in &config.extra_host_keys {
+            keygen_type(&dir.path().join(extra_host_key(kind)), kind);
+        }
+        if let Some((ca_key, principals)) = &config.host_certificate {
+            run_checked(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-h", "-I", "sshmcp-tests", "-n", principals, "-s"])
+                    .arg(ca_key)
+                    .arg(dir.path().join(format!("{HOST_KEY}.pub"))),
+            );
+        }
         keygen(&dir.path().join(CLIENT_KEY));
         let authorized = dir.path().join(AUTHORIZED_KEYS);
         fs::copy(dir.path().join(format!("{CLIENT_KEY}.pub")), &authorized)
@@ -264,6 +308,54 @@ impl Sshd {
     /// The server's public host key (`ssh-ed25519 AAAA... comment`).
     pub fn host_public_key(&self) -> PathBuf {
         self.dir.path().join(format!("{HOST_KEY}.pub"))
+    }
+
+    /// The public half of a host key added with
+    /// [`SshdConfig::extra_host_key`].
+    pub fn extra_host_public_key(&self, kind: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("{}.pub", extra_host_key(kind)))
+    }
+
+    /// Replaces the ed25519 host key with a new one and restarts sshd on the
+    /// same port, as when a host is reinstalled: to a client, the host's key
+    /// has changed. The accessors describe the new key afterwards. A host
+    /// certificate, if any, is not renewed.
+    ///
+    /// # Panics
+    ///
+    /// When the new key cannot be made or sshd does not come back on its
+    /// port.
+    pub fn regenerate_host_key(&mut self) {
+        stop_in_drop(&mut self.child, "sshd", Duration::ZERO);
+        let key = self.dir.path().join(HOST_KEY);
+        let public = self.host_public_key();
+        for path in [&key, &public] {
+            fs::remove_file(path).unwrap_or_else(|e| panic!("remove {}: {e}", path.display()));
+        }
+        keygen(&key);
+        self.host_key_fingerprint = fingerprint(&public);
+        let public_text = fs::read_to_string(&public).expect("read the host public key");
+        self.known_hosts_line = known_hosts_line(self.port, &public_text);
+        fs::write(
+            self.known_hosts_path(),
+            format!("{}\n", self.known_hosts_line),
+        )
+        .expect("write known_hosts");
+        let (child, result) = launch(&self.config_path(), self.port, &self.log);
+        self.child = child;
+        match result {
+            Ok(()) => {}
+            Err(StartFailure::PortTaken) => panic!(
+                "sshd could not get port {} back after the restart:\n{}",
+                self.port,
+                self.log()
+            ),
+            Err(StartFailure::Other(why)) => {
+                panic!("sshd did not restart: {why}\nlog:\n{}", self.log())
+            }
+        }
     }
 
     /// The fixture's temp dir, holding keys, config and `known_hosts`.
@@ -454,10 +546,19 @@ fn ensure_privsep_dir() {
     set_mode(dir, 0o755);
 }
 
+/// The file name of an extra host key of `kind`.
+fn extra_host_key(kind: &str) -> String {
+    format!("ssh_host_{kind}_key")
+}
+
 fn keygen(path: &Path) {
+    keygen_type(path, "ed25519");
+}
+
+fn keygen_type(path: &Path, kind: &str) {
     run_checked(
         Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "sshmcp-tests", "-f"])
+            .args(["-q", "-t", kind, "-N", "", "-C", "sshmcp-tests", "-f"])
             .arg(path),
     );
     let mut public = path.as_os_str().to_owned();

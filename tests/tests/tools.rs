@@ -2,75 +2,11 @@
 //! starts, and a real OpenSSH sshd on 127.0.0.1.
 
 use serde_json::{Value, json};
-use sshmcp_tests::{Env, Shim, Sshd, TestUser, random_file, run_cli, sha256_file, wait_until};
+use sshmcp_tests::{
+    Env, Shim, Sshd, TestUser, World, processes_with, random_file, run_cli, sha256_file, wait_until,
+};
 use std::path::Path;
 use std::time::Duration;
-
-/// A sandbox, an sshd and an initialized shim.
-struct World {
-    sshd: Sshd,
-    env: Env,
-    shim: Shim,
-}
-
-impl World {
-    fn new() -> World {
-        let sshd = Sshd::start();
-        let env = Env::new();
-        let mut shim = Shim::spawn(&env);
-        shim.initialize();
-        World { sshd, env, shim }
-    }
-
-    fn connect_as(&mut self, user: &str) -> String {
-        let key = self.sshd.client_key();
-        let result = self.shim.call_tool(
-            "connect",
-            json!({
-                "hostname": self.sshd.host(),
-                "port": self.sshd.port(),
-                "username": user,
-                "private_key": key,
-            }),
-        );
-        let value = result.expect_ok();
-        value["session_id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("connect gave no session_id: {value}"))
-            .to_owned()
-    }
-
-    fn connect_root(&mut self) -> String {
-        self.connect_as("root")
-    }
-
-    fn execute(&mut self, session: &str, args: Value) -> Value {
-        let mut args = args;
-        args["session_id"] = json!(session);
-        self.shim.call_tool("execute", args).expect_ok().clone()
-    }
-}
-
-/// Pids of processes whose command line contains `marker`.
-fn processes_with(marker: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(marker) {
-                found.push(pid);
-            }
-        }
-    }
-    found
-}
 
 #[test]
 fn tools_list_has_the_six_tools_with_the_spec_parameters() {
@@ -119,59 +55,47 @@ fn tools_list_has_the_six_tools_with_the_spec_parameters() {
         );
         (props, required)
     };
-    assert_eq!(
-        params("connect"),
+    // The spec's parameters, exactly its required ones; anything added
+    // beside them is optional.
+    let spec: [(&str, &[&str], &[&str]); 6] = [
         (
-            vec![
-                "hostname".into(),
-                "password".into(),
-                "port".into(),
-                "private_key".into(),
-                "username".into()
-            ],
-            vec!["hostname".into(), "username".into()]
-        )
-    );
-    assert_eq!(
-        params("disconnect"),
-        (vec!["session_id".into()], vec!["session_id".into()])
-    );
-    assert_eq!(params("list_sessions").0, Vec::<String>::new());
-    assert_eq!(
-        params("execute"),
+            "connect",
+            &["hostname", "username", "password", "private_key", "port"],
+            &["hostname", "username"],
+        ),
+        ("disconnect", &["session_id"], &["session_id"]),
+        ("list_sessions", &[], &[]),
         (
-            vec![
-                "command".into(),
-                "session_id".into(),
-                "stdin".into(),
-                "timeout".into()
-            ],
-            vec!["command".into(), "session_id".into()]
-        )
-    );
-    for name in ["upload", "download"] {
-        assert_eq!(
-            params(name),
-            (
-                vec![
-                    "local_path".into(),
-                    "remote_path".into(),
-                    "session_id".into()
-                ],
-                vec![
-                    "local_path".into(),
-                    "remote_path".into(),
-                    "session_id".into()
-                ]
-            )
-        );
+            "execute",
+            &["session_id", "command", "stdin", "timeout"],
+            &["session_id", "command"],
+        ),
+        (
+            "upload",
+            &["session_id", "local_path", "remote_path"],
+            &["session_id", "local_path", "remote_path"],
+        ),
+        (
+            "download",
+            &["session_id", "remote_path", "local_path"],
+            &["session_id", "remote_path", "local_path"],
+        ),
+    ];
+    for (name, names, required) in spec {
+        let (props, req) = params(name);
+        for p in names {
+            assert!(props.iter().any(|x| x == p), "{name} lacks {p}: {props:?}");
+        }
+        let mut want: Vec<String> = required.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(req, want, "{name}'s required parameters");
     }
 }
 
 #[test]
 fn connect_by_key_runs_commands_and_reports_exit_status() {
     let mut w = World::new();
-    let id = w.connect_root();
+    let id = w.connect_as("root");
     let r = w.execute(&id, json!({"command": "echo out; echo err >&2; exit 3"}));
     assert_eq!(r["stdout"], "out\n");
     assert_eq!(r["stderr"], "err\n");
@@ -212,7 +136,7 @@ fn connect_reports_and_learns_the_host_key() {
 fn a_changed_host_key_is_refused_with_both_fingerprints() {
     let mut w = World::new();
     let port = w.sshd.port();
-    w.connect_root();
+    w.connect_as("root");
     // Another server with its own host key, recorded under the first one's
     // name: to the daemon, that host's key has changed.
     let imposter = Sshd::start();
@@ -290,7 +214,7 @@ fn wrong_password_says_what_was_tried_and_leaks_nothing() {
 #[test]
 fn stdin_is_passed_and_eof_is_always_sent() {
     let mut w = World::new();
-    let id = w.connect_root();
+    let id = w.connect_as("root");
     let r = w.execute(
         &id,
         json!({"command": "cat; echo done", "stdin": "hello\nworld\n"}),
@@ -308,7 +232,7 @@ fn stdin_is_passed_and_eof_is_always_sent() {
 #[test]
 fn exit_by_signal_is_reported() {
     let mut w = World::new();
-    let id = w.connect_root();
+    let id = w.connect_as("root");
     let r = w.execute(&id, json!({"command": "kill -TERM $$"}));
     assert_eq!(r["signal"], "TERM", "{r}");
     assert_eq!(r["exit_status"], Value::Null, "{r}");
@@ -317,7 +241,7 @@ fn exit_by_signal_is_reported() {
 #[test]
 fn non_utf8_output_is_converted_and_flagged() {
     let mut w = World::new();
-    let id = w.connect_root();
+    let id = w.connect_as("root");
     let r = w.execute(
         &id,
         json!({"command": "printf 'ok\\377\\376'; printf 'e\\377' >&2"}),
@@ -333,7 +257,11 @@ fn non_utf8_output_is_converted_and_flagged() {
 fn timeout_stops_the_command_and_its_children(user: &str) {
     let mut w = World::new();
     let id = w.connect_as(user);
-    let marker = format!("sleep {}", 4000 + rand::random::<u32>() % 1000);
+    let marker = format!(
+        "sleep {}.{:06}",
+        4000 + rand::random::<u32>() % 1000,
+        rand::random::<u32>() % 1_000_000
+    );
     // The command ignores TERM, so only the KILL after the grace ends it.
     let command = format!("echo started; trap '' TERM; {marker} & {marker}; echo never");
     let r = w.execute(&id, json!({"command": command, "timeout": 1}));
@@ -363,7 +291,7 @@ fn timeout_stops_the_command_and_its_children_as_an_ordinary_user() {
 #[test]
 fn upload_and_download_a_20_mib_file_intact() {
     let mut w = World::new();
-    let id = w.connect_root();
+    let id = w.connect_as("root");
     let remote_dir = tempfile::tempdir().unwrap();
     let local = w.env.dir().join("big.bin");
     let sum = random_file(&local, 20 * 1024 * 1024);
@@ -411,7 +339,7 @@ fn assert_no_temp_files(dir: &Path) {
 #[test]
 fn upload_replaces_an_existing_file_and_fills_a_directory() {
     let mut w = World::new();
-    let id = w.connect_root();
+    let id = w.connect_as("root");
     let remote_dir = tempfile::tempdir().unwrap();
     let local = w.env.dir().join("note.txt");
     std::fs::write(&local, "new contents\n").unwrap();
@@ -481,7 +409,7 @@ fn relative_local_paths_resolve_against_the_shims_directory() {
 #[test]
 fn missing_files_give_tool_errors_and_leave_nothing_behind() {
     let mut w = World::new();
-    let id = w.connect_root();
+    let id = w.connect_as("root");
     let remote_dir = tempfile::tempdir().unwrap();
     let missing_local = w.env.dir().join("nope.txt");
     let r = w.shim.call_tool(
@@ -528,7 +456,7 @@ fn unknown_session_id_lists_the_live_ones() {
         .call_tool("execute", json!({"session_id": "nope", "command": "true"}));
     assert!(r.is_error);
     assert!(r.text.contains("connect"), "{}", r.text);
-    let id = w.connect_root();
+    let id = w.connect_as("root");
     let r = w
         .shim
         .call_tool("execute", json!({"session_id": "nope", "command": "true"}));
@@ -543,7 +471,7 @@ fn unknown_session_id_lists_the_live_ones() {
 #[test]
 fn sessions_survive_a_shim_restart_and_show_in_status() {
     let mut w = World::new();
-    let id = w.connect_root();
+    let id = w.connect_as("root");
     let daemon_pid = w.env.daemon_pid().expect("the shim started a daemon");
     w.shim.close_stdin_and_wait();
 
@@ -659,7 +587,7 @@ fn shims_starting_at_once_share_one_daemon() {
 #[test]
 fn executes_on_one_session_run_concurrently() {
     let mut w = World::new();
-    let id = w.connect_root();
+    let id = w.connect_as("root");
     let flag = w.env.dir().join("flag");
     let waiter = format!(
         "while [ ! -e {0} ]; do sleep 0.05; done; echo saw it",

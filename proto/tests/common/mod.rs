@@ -6,8 +6,8 @@
 
 use sshmcp_proto::{
     ClientMessage, ConnectRequest, ConnectResult, DaemonStatus, ErrorBody, ErrorKind,
-    ExecuteRequest, ExecuteResult, Request, Response, Secret, ServerMessage, SessionInfo,
-    SessionState, TransferRequest, TransferResult,
+    ExecuteRequest, ExecuteResult, Progress, Request, Response, Secret, ServerMessage, SessionInfo,
+    SessionState, StreamOutput, TransferRequest, TransferResult,
 };
 use std::io;
 use std::pin::Pin;
@@ -49,6 +49,33 @@ pub fn session(id: &str, state: SessionState) -> SessionInfo {
     }
 }
 
+/// A stream short enough to come whole in `head`.
+pub fn whole_stream(bytes: &[u8]) -> StreamOutput {
+    StreamOutput {
+        head: bytes.to_vec(),
+        tail: Vec::new(),
+        total_bytes: bytes.len() as u64,
+        omitted_bytes: 0,
+        spill_path: None,
+        spill_truncated: false,
+    }
+}
+
+/// A stream of `total_bytes` that came as `head` and `tail`, the rest in a
+/// spill file.
+pub fn cut_stream(head: &[u8], tail: &[u8], total_bytes: u64, spill_path: &str) -> StreamOutput {
+    let inline = (head.len() + tail.len()) as u64;
+    assert!(total_bytes >= inline, "a cut stream holds its inline bytes");
+    StreamOutput {
+        head: head.to_vec(),
+        tail: tail.to_vec(),
+        total_bytes,
+        omitted_bytes: total_bytes - inline,
+        spill_path: Some(spill_path.into()),
+        spill_truncated: false,
+    }
+}
+
 /// One realistic value of every `Request` variant, in declaration order.
 pub fn all_requests() -> Vec<Request> {
     vec![
@@ -68,19 +95,31 @@ pub fn all_requests() -> Vec<Request> {
             command: "sort -u | head -n 3".into(),
             stdin: Some(b"pear\napple\npear\n\xff\x00binary".to_vec()),
             timeout_ms: Some(30_000),
+            cwd: Some("~/src/app".into()),
+            env: vec![
+                ("LC_ALL".into(), "C.UTF-8".into()),
+                ("RUST_LOG".into(), "debug,hyper=info".into()),
+            ],
+            pty: false,
+            max_output_bytes: Some(65_536),
         }),
         Request::Upload(TransferRequest {
             session_id: "a1b2c3d4".into(),
             local_path: "/home/me/build/app.tar.gz".into(),
             remote_path: "/srv/releases/app.tar.gz".into(),
+            recursive: false,
+            preserve: true,
         }),
         Request::Download(TransferRequest {
             session_id: "a1b2c3d4".into(),
-            local_path: "/home/me/logs/ünïcødé.log".into(),
-            remote_path: "/var/log/app/current.log".into(),
+            local_path: "/home/me/logs/ünïcødé".into(),
+            remote_path: "/var/log/app".into(),
+            recursive: true,
+            preserve: false,
         }),
         Request::Status,
         Request::Shutdown,
+        Request::Cancel { id: 41 },
     ]
 }
 
@@ -99,13 +138,45 @@ pub fn edge_requests() -> Vec<Request> {
             command: "true".into(),
             stdin: None,
             timeout_ms: None,
+            cwd: None,
+            env: Vec::new(),
+            pty: false,
+            max_output_bytes: None,
         }),
         Request::Execute(ExecuteRequest {
             session_id: "s".into(),
-            command: "cat".into(),
+            command: "top -b -n 1".into(),
             stdin: Some(Vec::new()),
             timeout_ms: Some(u64::MAX),
+            cwd: Some(String::new()),
+            // An empty value, an `=` inside one, and non-ASCII.
+            env: vec![
+                ("EMPTY".into(), String::new()),
+                ("OPTS".into(), "a=b c=d".into()),
+                ("GRÜSSE".into(), "ünïcødé".into()),
+            ],
+            pty: true,
+            max_output_bytes: Some(u64::MAX),
         }),
+        Request::Execute(ExecuteRequest {
+            session_id: "s".into(),
+            command: "yes".into(),
+            stdin: None,
+            timeout_ms: Some(0),
+            cwd: Some("/".into()),
+            env: Vec::new(),
+            pty: false,
+            max_output_bytes: Some(0),
+        }),
+        Request::Upload(TransferRequest {
+            session_id: "s".into(),
+            local_path: "/home/me/site".into(),
+            remote_path: "~/www".into(),
+            recursive: true,
+            preserve: true,
+        }),
+        Request::Cancel { id: 0 },
+        Request::Cancel { id: u64::MAX },
     ]
 }
 
@@ -125,13 +196,16 @@ pub fn all_responses() -> Vec<Response> {
             session("e5f6a7b8", SessionState::Disconnected),
         ]),
         Response::Executed(ExecuteResult {
-            stdout: b"apple\npear\n".to_vec(),
-            stderr: b"sort: warning\n\x1b[0m".to_vec(),
+            stdout: whole_stream(b"apple\npear\n"),
+            stderr: cut_stream(
+                b"sort: warning: line 1\n",
+                b"\x1b[0msort: warning: line 99999\n",
+                3_588_866,
+                "/home/me/.local/state/sshmcp/spill/a1b2c3d4-17.stderr",
+            ),
             exit_status: Some(0),
             signal: None,
             timed_out: false,
-            stdout_truncated: false,
-            stderr_truncated: true,
         }),
         Response::Transferred(TransferResult {
             local_path: "/home/me/build/app.tar.gz".into(),
@@ -139,6 +213,8 @@ pub fn all_responses() -> Vec<Response> {
             bytes: 48_213_907,
             replaced: true,
             notes: vec!["the remote file was replaced non-atomically".into()],
+            files: 1,
+            skipped: Vec::new(),
         }),
         Response::Status(DaemonStatus {
             pid: 41_234,
@@ -154,6 +230,11 @@ pub fn all_responses() -> Vec<Response> {
             ErrorKind::UnknownSession,
             "no session \"zz\"; known sessions: a1b2c3d4",
         )),
+        Response::Progress(Progress {
+            elapsed_ms: 1_500,
+            done: 12_582_912,
+            total: Some(48_213_907),
+        }),
     ]
 }
 
@@ -162,22 +243,35 @@ pub fn edge_responses() -> Vec<Response> {
     vec![
         Response::Sessions(Vec::new()),
         Response::Executed(ExecuteResult {
-            stdout: Vec::new(),
-            stderr: Vec::new(),
+            stdout: StreamOutput::default(),
+            stderr: StreamOutput::default(),
             exit_status: None,
             signal: Some("KILL".into()),
             timed_out: true,
-            stdout_truncated: true,
-            stderr_truncated: false,
         }),
         Response::Executed(ExecuteResult {
-            stdout: vec![0; 1000],
-            stderr: Vec::new(),
+            stdout: whole_stream(&[0; 1000]),
+            stderr: StreamOutput::default(),
             exit_status: Some(u32::MAX),
             signal: None,
             timed_out: false,
-            stdout_truncated: false,
-            stderr_truncated: false,
+        }),
+        // A pty run that outgrew its spill file: stdout holds both streams,
+        // and the file lacks the end.
+        Response::Executed(ExecuteResult {
+            stdout: StreamOutput {
+                spill_truncated: true,
+                ..cut_stream(
+                    b"\x1b[?1049h\x1b[H",
+                    b"\r\nDone.\r\n",
+                    u64::MAX,
+                    "/tmp/sshmcp-spill/ünïcødé.out",
+                )
+            },
+            stderr: StreamOutput::default(),
+            exit_status: Some(130),
+            signal: Some("INT".into()),
+            timed_out: false,
         }),
         Response::Transferred(TransferResult {
             local_path: String::new(),
@@ -185,11 +279,39 @@ pub fn edge_responses() -> Vec<Response> {
             bytes: 0,
             replaced: false,
             notes: Vec::new(),
+            files: 0,
+            skipped: Vec::new(),
+        }),
+        Response::Transferred(TransferResult {
+            local_path: "/home/me/site".into(),
+            remote_path: "/home/deploy/www".into(),
+            bytes: 734_003_200,
+            replaced: false,
+            notes: vec!["modes and modification times were kept".into()],
+            files: 1_204,
+            skipped: vec![
+                "cache/fifo: not a regular file, directory or symlink".into(),
+                "img/caf\u{fffd}.png: name is not UTF-8".into(),
+            ],
+        }),
+        Response::Error(ErrorBody::new(
+            ErrorKind::Cancelled,
+            "the call was cancelled; the command was killed",
+        )),
+        Response::Progress(Progress {
+            elapsed_ms: 0,
+            done: 0,
+            total: None,
+        }),
+        Response::Progress(Progress {
+            elapsed_ms: u64::MAX,
+            done: u64::MAX,
+            total: Some(0),
         }),
     ]
 }
 
-pub const ALL_ERROR_KINDS: [ErrorKind; 11] = [
+pub const ALL_ERROR_KINDS: [ErrorKind; 12] = [
     ErrorKind::BadRequest,
     ErrorKind::UnknownSession,
     ErrorKind::ConnectFailed,
@@ -201,6 +323,7 @@ pub const ALL_ERROR_KINDS: [ErrorKind; 11] = [
     ErrorKind::SessionClosed,
     ErrorKind::ShuttingDown,
     ErrorKind::Internal,
+    ErrorKind::Cancelled,
 ];
 
 pub const ALL_SESSION_STATES: [SessionState; 2] =
@@ -220,9 +343,10 @@ pub fn request_index(r: &Request) -> u32 {
         Request::Download(_) => 5,
         Request::Status => 6,
         Request::Shutdown => 7,
+        Request::Cancel { .. } => 8,
     }
 }
-pub const REQUEST_VARIANTS: u32 = 8;
+pub const REQUEST_VARIANTS: u32 = 9;
 
 /// Declaration position of a `Response` variant, which is its bincode tag.
 pub fn response_index(r: &Response) -> u32 {
@@ -235,9 +359,10 @@ pub fn response_index(r: &Response) -> u32 {
         Response::Status(_) => 5,
         Response::ShuttingDown => 6,
         Response::Error(_) => 7,
+        Response::Progress(_) => 8,
     }
 }
-pub const RESPONSE_VARIANTS: u32 = 8;
+pub const RESPONSE_VARIANTS: u32 = 9;
 
 pub fn error_kind_index(k: ErrorKind) -> u32 {
     match k {
@@ -252,6 +377,7 @@ pub fn error_kind_index(k: ErrorKind) -> u32 {
         ErrorKind::SessionClosed => 8,
         ErrorKind::ShuttingDown => 9,
         ErrorKind::Internal => 10,
+        ErrorKind::Cancelled => 11,
     }
 }
 
@@ -262,25 +388,33 @@ pub fn session_state_index(s: SessionState) -> u32 {
     }
 }
 
+/// Ids of every varint width and at the width boundaries; fixtures past
+/// these get their position as id (small and distinct from these).
+const IDS: [u64; 8] = [0, 1, 250, 251, 65_535, 65_536, u32::MAX as u64, u64::MAX];
+
+fn fixture_id(position: usize) -> u64 {
+    IDS.get(position).copied().unwrap_or(position as u64)
+}
+
 /// Every fixture as a `ClientMessage`, with distinct ids of varying widths.
+/// Calls that can report progress ask for it on every other message, so
+/// both values of the flag are on the wire for them.
 pub fn client_messages() -> Vec<ClientMessage> {
     all_requests()
         .into_iter()
         .chain(edge_requests())
-        .zip([
-            0,
-            1,
-            250,
-            251,
-            65_535,
-            65_536,
-            u32::MAX as u64,
-            u64::MAX,
-            7,
-            8,
-            9,
-        ])
-        .map(|(request, id)| ClientMessage { id, request })
+        .enumerate()
+        .map(|(i, request)| {
+            let reports = matches!(
+                request,
+                Request::Execute(_) | Request::Upload(_) | Request::Download(_)
+            );
+            ClientMessage {
+                id: fixture_id(i),
+                progress: reports && i % 2 == 1,
+                request,
+            }
+        })
         .collect()
 }
 
@@ -289,21 +423,11 @@ pub fn server_messages() -> Vec<ServerMessage> {
     all_responses()
         .into_iter()
         .chain(edge_responses())
-        .zip([
-            0,
-            1,
-            250,
-            251,
-            65_535,
-            65_536,
-            u32::MAX as u64,
-            u64::MAX,
-            7,
-            8,
-            9,
-            10,
-        ])
-        .map(|(response, id)| ServerMessage { id, response })
+        .enumerate()
+        .map(|(i, response)| ServerMessage {
+            id: fixture_id(i),
+            response,
+        })
         .collect()
 }
 

@@ -10,9 +10,11 @@
 //! its children for root and ordinary users alike.
 
 use super::SshHandle;
+use crate::call::{CallContext, PROGRESS_INTERVAL};
 use crate::error::RequestError;
+use crate::output::{Capture, SpillDir, spill_name};
 use russh::{ChannelMsg, Sig};
-use sshmcp_proto::{ErrorKind, ExecuteResult, MAX_OUTPUT_BYTES};
+use sshmcp_proto::{ErrorKind, ExecuteResult};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -20,12 +22,69 @@ use tokio::time::Instant;
 const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How long to keep reading a stopped command's channel for its last output.
 const DRAIN_AFTER_STOP: Duration = Duration::from_secs(5);
+/// How long a stopped command's pid line may take to arrive.
+const PID_WAIT: Duration = Duration::from_secs(5);
 
-/// The preamble: the login shell prints its pid on the first line of stdout,
-/// which [`Output`] strips before anything reaches the caller. A newline, not
-/// `;`, separates it from the command so any command text stays valid.
-fn wrap(command: &str) -> String {
-    format!("printf '%s\\n' \"$$\"\n{command}")
+/// What to run and how.
+pub struct ExecParams {
+    pub command: String,
+    pub stdin: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+    pub cwd: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub pty: bool,
+    /// Inline bytes per stream.
+    pub inline: usize,
+}
+
+/// Quotes `s` for a POSIX shell: single quotes, with `'` as `'\''`.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// A directory argument for `cd`: `~` and a leading `~/` mean the remote
+/// home, as they would typed at a prompt; the rest is quoted literally.
+fn shell_dir(dir: &str) -> String {
+    match dir.strip_prefix("~/") {
+        Some("") => "\"$HOME\"".to_owned(),
+        Some(rest) => format!("\"$HOME\"/{}", shell_quote(rest)),
+        None if dir == "~" => "\"$HOME\"".to_owned(),
+        None => shell_quote(dir),
+    }
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The remote script: a preamble in which the login shell prints its pid on
+/// the first line of stdout (which [`Output`] strips before anything reaches
+/// the caller), then `env` and `cwd`, then the command. Newlines, not `;`,
+/// separate the parts so any command text stays valid. `env` is applied in
+/// the script because OpenSSH's `AcceptEnv` refuses most `setenv` requests.
+///
+/// # Errors
+/// `BadRequest` for a variable name a shell cannot take.
+fn script(params: &ExecParams) -> Result<String, RequestError> {
+    let mut script = String::from("printf '%s\\n' \"$$\"\n");
+    for (name, value) in &params.env {
+        if !valid_env_name(name) {
+            return Err(RequestError::bad_request(format!(
+                "environment variable name {name:?} is not valid in a shell: use letters, \
+                 digits and _, not starting with a digit"
+            )));
+        }
+        script.push_str(&format!("export {name}={}\n", shell_quote(value)));
+    }
+    if let Some(dir) = &params.cwd {
+        script.push_str(&format!("cd -- {} || exit 1\n", shell_dir(dir)));
+    }
+    script.push_str(&params.command);
+    Ok(script)
 }
 
 /// The remote script that stops process group `pgid`: TERM, up to
@@ -39,37 +98,32 @@ fn kill_script(pgid: u32) -> String {
     )
 }
 
-/// Collects one stream up to the cap.
-#[derive(Default)]
-struct Capped {
-    bytes: Vec<u8>,
-    truncated: bool,
-}
-
-impl Capped {
-    fn push(&mut self, data: &[u8]) {
-        let room = MAX_OUTPUT_BYTES.saturating_sub(self.bytes.len());
-        if data.len() > room {
-            self.truncated = true;
-        }
-        self.bytes.extend_from_slice(&data[..data.len().min(room)]);
-    }
-}
-
 /// Output so far, with the preamble's pid line taken off stdout.
-#[derive(Default)]
 struct Output {
     preamble_done: bool,
     pid_line: Vec<u8>,
     pgid: Option<u32>,
-    stdout: Capped,
-    stderr: Capped,
+    stdout: Capture,
+    stderr: Capture,
     exit_status: Option<u32>,
     signal: Option<String>,
 }
 
 impl Output {
-    fn stdout(&mut self, mut data: &[u8]) {
+    fn new(inline: usize, spill: &SpillDir) -> Self {
+        let call = uuid::Uuid::new_v4().simple().to_string();
+        Output {
+            preamble_done: false,
+            pid_line: Vec::new(),
+            pgid: None,
+            stdout: Capture::new(inline, spill.clone(), spill_name(&call, "stdout")),
+            stderr: Capture::new(inline, spill.clone(), spill_name(&call, "stderr")),
+            exit_status: None,
+            signal: None,
+        }
+    }
+
+    async fn stdout(&mut self, mut data: &[u8]) {
         if !self.preamble_done {
             let Some(nl) = data.iter().position(|b| *b == b'\n') else {
                 self.pid_line.extend_from_slice(data);
@@ -85,14 +139,14 @@ impl Output {
                 .and_then(|s| s.trim().parse().ok())
                 .filter(|pid| *pid > 1);
         }
-        self.stdout.push(data);
+        self.stdout.push(data).await;
     }
 
     /// Handles one channel message; true when the channel is finished.
-    fn apply(&mut self, msg: ChannelMsg) -> bool {
+    async fn apply(&mut self, msg: ChannelMsg) -> bool {
         match msg {
-            ChannelMsg::Data { data } => self.stdout(&data),
-            ChannelMsg::ExtendedData { data, ext: 1 } => self.stderr.push(&data),
+            ChannelMsg::Data { data } => self.stdout(&data).await,
+            ChannelMsg::ExtendedData { data, ext: 1 } => self.stderr.push(&data).await,
             ChannelMsg::ExitStatus { exit_status } => self.exit_status = Some(exit_status),
             ChannelMsg::ExitSignal { signal_name, .. } => {
                 self.signal = Some(signal_name_of(&signal_name))
@@ -103,10 +157,14 @@ impl Output {
         false
     }
 
-    fn finish(self, timed_out: bool) -> ExecuteResult {
+    fn bytes_so_far(&self) -> u64 {
+        self.stdout.total() + self.stderr.total()
+    }
+
+    async fn finish(self, timed_out: bool) -> ExecuteResult {
         ExecuteResult {
-            stdout: self.stdout.bytes,
-            stderr: self.stderr.bytes,
+            stdout: self.stdout.finish().await,
+            stderr: self.stderr.finish().await,
             exit_status: if self.signal.is_some() {
                 None
             } else {
@@ -114,8 +172,6 @@ impl Output {
             },
             signal: self.signal,
             timed_out,
-            stdout_truncated: self.stdout.truncated,
-            stderr_truncated: self.stderr.truncated,
         }
     }
 }
@@ -148,29 +204,44 @@ fn channel_error(what: &str, e: russh::Error) -> RequestError {
     )
 }
 
-/// Runs `command` with optional `stdin`, stopping it at `timeout`.
+/// Why a command was stopped before it ended by itself.
+enum Stop {
+    Timeout,
+    Cancelled,
+}
+
+/// Runs a command, stopping it at its timeout or when the call is cancelled.
 ///
 /// # Errors
-/// `RemoteIo` when the channel cannot be opened or the server refuses exec.
+/// `RemoteIo` when the channel cannot be opened or the server refuses exec;
+/// `Cancelled` when the call was cancelled (the command is stopped first).
 pub async fn execute(
     handle: &SshHandle,
-    command: &str,
-    stdin: Option<Vec<u8>>,
-    timeout: Option<Duration>,
+    params: ExecParams,
+    spill: &SpillDir,
+    ctx: &CallContext,
 ) -> Result<ExecuteResult, RequestError> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let script = script(&params)?;
+    let deadline = params.timeout.map(|t| Instant::now() + t);
     let channel = handle
         .channel_open_session()
         .await
         .map_err(|e| channel_error("cannot open a channel for the command", e))?;
+    if params.pty {
+        channel
+            .request_pty(false, "xterm-256color", 200, 50, 0, 0, &[])
+            .await
+            .map_err(|e| channel_error("cannot allocate a terminal", e))?;
+    }
     channel
-        .exec(true, wrap(command))
+        .exec(true, script)
         .await
         .map_err(|e| channel_error("cannot start the command", e))?;
     let (mut reader, writer) = channel.split();
     // stdin is written beside the reads: a command that does not read its
     // input must not stall us on a full window, and EOF is always sent so a
     // command that reads stdin never waits forever.
+    let stdin = params.stdin;
     let feeder = tokio::spawn(async move {
         if let Some(input) = stdin {
             writer.data(&input[..]).await?;
@@ -178,20 +249,21 @@ pub async fn execute(
         writer.eof().await
     });
 
-    let mut out = Output::default();
-    let mut timed_out = false;
-    loop {
-        let next = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, reader.wait()).await {
-                Ok(msg) => msg,
-                Err(_) => {
-                    timed_out = true;
-                    break;
-                }
-            },
-            None => reader.wait().await,
+    let mut out = Output::new(params.inline, spill);
+    let mut ticks = tokio::time::interval(PROGRESS_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+    let stopped = loop {
+        let msg = tokio::select! {
+            msg = reader.wait() => msg,
+            () = tokio::time::sleep_until(deadline.unwrap_or(far)) => break Some(Stop::Timeout),
+            () = ctx.cancel.cancelled() => break Some(Stop::Cancelled),
+            _ = ticks.tick(), if ctx.wants_progress() => {
+                ctx.report(out.bytes_so_far(), None);
+                continue;
+            }
         };
-        match next {
+        match msg {
             Some(ChannelMsg::Failure) => {
                 feeder.abort();
                 return Err(RequestError::remote_io(
@@ -199,34 +271,59 @@ pub async fn execute(
                 ));
             }
             Some(msg) => {
-                if out.apply(msg) {
-                    break;
+                if out.apply(msg).await {
+                    break None;
                 }
             }
-            None => break,
+            None => break None,
         }
-    }
+    };
     // A command may exit without reading all its stdin; the rest can never
     // be sent, so the feeder is stopped rather than awaited.
     feeder.abort();
-    if timed_out {
+    if stopped.is_some() {
+        // The pid line may be waiting unread behind the event that stopped
+        // us (select! picks among ready branches at random): read on until
+        // it is known, the channel ends, or the shell never prints it.
+        let pid_until = Instant::now() + PID_WAIT;
+        while out.pgid.is_none() && !out.preamble_done {
+            match tokio::time::timeout_at(pid_until, reader.wait()).await {
+                Ok(Some(msg)) => {
+                    if out.apply(msg).await {
+                        break;
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
         stop(handle, out.pgid).await;
         // Collect what the command printed while it was being stopped.
         let drain_until = Instant::now() + DRAIN_AFTER_STOP;
         while let Ok(Some(msg)) = tokio::time::timeout_at(drain_until, reader.wait()).await {
-            if out.apply(msg) {
+            if out.apply(msg).await {
                 break;
             }
         }
     }
-    Ok(out.finish(timed_out))
+    match stopped {
+        Some(Stop::Cancelled) => {
+            // Flush and keep what was captured; the caller has gone.
+            out.finish(false).await;
+            Err(RequestError::new(
+                ErrorKind::Cancelled,
+                "the call was cancelled; the command was stopped",
+            ))
+        }
+        Some(Stop::Timeout) => Ok(out.finish(true).await),
+        None => Ok(out.finish(false).await),
+    }
 }
 
 /// Stops the process group `pgid` over a second channel. Failures are logged,
 /// not returned: the caller's result (a timeout) stands either way.
 async fn stop(handle: &SshHandle, pgid: Option<u32>) {
     let Some(pgid) = pgid else {
-        tracing::warn!("cannot stop a timed-out command: its process group is unknown");
+        tracing::warn!("cannot stop a command: its process group is unknown");
         return;
     };
     let result = async {
@@ -241,69 +338,104 @@ async fn stop(handle: &SshHandle, pgid: Option<u32>) {
     }
     .await;
     match result {
-        Ok(()) => tracing::info!(pgid, "stopped timed-out command"),
-        Err(e) => tracing::warn!(pgid, "could not stop timed-out command: {e}"),
+        Ok(()) => tracing::info!(pgid, "stopped command"),
+        Err(e) => tracing::warn!(pgid, "could not stop command: {e}"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use russh::CryptoVec;
 
     fn data(s: &[u8]) -> ChannelMsg {
         ChannelMsg::Data {
-            data: CryptoVec::from_slice(s).to_vec().into(),
+            data: s.to_vec().into(),
         }
     }
 
-    #[test]
-    fn pid_line_is_stripped_across_packets() {
-        let mut out = Output::default();
-        out.apply(data(b"12"));
-        out.apply(data(b"34\nhello"));
-        out.apply(data(b" world\n"));
+    fn output() -> Output {
+        Output::new(
+            1024,
+            &SpillDir {
+                dir: std::env::temp_dir().join("sshmcpd-exec-tests"),
+                max_bytes: 0,
+                retention: Duration::from_secs(1),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn pid_line_is_stripped_across_packets() {
+        let mut out = output();
+        out.apply(data(b"12")).await;
+        out.apply(data(b"34\nhello")).await;
+        out.apply(data(b" world\n")).await;
         assert_eq!(out.pgid, Some(1234));
-        assert_eq!(out.finish(false).stdout, b"hello world\n");
+        assert_eq!(out.finish(false).await.stdout.head, b"hello world\n");
     }
 
-    #[test]
-    fn odd_preamble_output_is_not_a_pid() {
-        let mut out = Output::default();
-        out.apply(data(b"$$\nrest\n"));
+    #[tokio::test]
+    async fn odd_preamble_output_is_not_a_pid() {
+        let mut out = output();
+        out.apply(data(b"$$\nrest\n")).await;
         assert_eq!(out.pgid, None);
-        assert_eq!(out.finish(false).stdout, b"rest\n");
+        assert_eq!(out.finish(false).await.stdout.head, b"rest\n");
     }
 
-    #[test]
-    fn output_without_newline_is_not_lost_after_the_preamble() {
-        let mut out = Output::default();
-        out.apply(data(b"7\nno newline"));
-        assert_eq!(out.pgid, Some(7));
-        assert_eq!(out.finish(false).stdout, b"no newline");
+    #[tokio::test]
+    async fn a_pty_line_ending_still_gives_the_pid() {
+        let mut out = output();
+        out.apply(data(b"77\r\nx")).await;
+        assert_eq!(out.pgid, Some(77));
     }
 
-    #[test]
-    fn output_is_capped() {
-        let mut c = Capped::default();
-        c.push(&vec![b'x'; MAX_OUTPUT_BYTES - 1]);
-        c.push(b"abc");
-        assert!(c.truncated);
-        assert_eq!(c.bytes.len(), MAX_OUTPUT_BYTES);
-    }
-
-    #[test]
-    fn signal_clears_exit_status() {
-        let mut out = Output::default();
+    #[tokio::test]
+    async fn signal_clears_exit_status() {
+        let mut out = output();
         out.apply(ChannelMsg::ExitSignal {
             signal_name: Sig::KILL,
             core_dumped: false,
             error_message: String::new(),
             lang_tag: String::new(),
-        });
-        out.apply(ChannelMsg::ExitStatus { exit_status: 137 });
-        let r = out.finish(false);
+        })
+        .await;
+        out.apply(ChannelMsg::ExitStatus { exit_status: 137 }).await;
+        let r = out.finish(false).await;
         assert_eq!(r.signal.as_deref(), Some("KILL"));
         assert_eq!(r.exit_status, None);
+    }
+
+    #[test]
+    fn quoting_survives_quotes() {
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_dir("~/a b"), "\"$HOME\"/'a b'");
+        assert_eq!(shell_dir("~"), "\"$HOME\"");
+        assert_eq!(shell_dir("/tmp"), "'/tmp'");
+    }
+
+    #[test]
+    fn env_and_cwd_come_before_the_command() {
+        let s = script(&ExecParams {
+            command: "make".into(),
+            stdin: None,
+            timeout: None,
+            cwd: Some("/srv".into()),
+            env: vec![("A_1".into(), "x y".into())],
+            pty: false,
+            inline: 10,
+        })
+        .unwrap();
+        assert_eq!(
+            s,
+            "printf '%s\\n' \"$$\"\nexport A_1='x y'\ncd -- '/srv' || exit 1\nmake"
+        );
+    }
+
+    #[test]
+    fn bad_env_names_are_refused() {
+        for bad in ["1A", "A-B", "", "A B", "A;rm"] {
+            assert!(!valid_env_name(bad), "{bad}");
+        }
+        assert!(valid_env_name("_PATH2"));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod connect;
 pub mod exec;
+pub mod known_hosts;
 pub mod sftp;
 
-pub use connect::{ConnectParams, Connection, HostKeyStatus, SshHandle};
+pub use connect::{ConnectParams, Connection, HostKeyStatus, SshHandle, TrustSettings};

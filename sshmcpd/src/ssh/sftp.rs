@@ -8,15 +8,17 @@
 //! bytes) because one request per round trip is several times slower.
 
 use super::SshHandle;
+use crate::call::{CallContext, PROGRESS_INTERVAL};
 use crate::error::RequestError;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
-use sshmcp_proto::{ErrorKind, TransferResult};
+use sshmcp_proto::{ErrorKind, TransferRequest, TransferResult};
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
@@ -163,6 +165,79 @@ impl Sftp {
         }))
     }
 
+    /// Creates remote directory `path` unless a directory is already there.
+    async fn ensure_dir(&self, path: &str, mode: u32) -> Result<(), RequestError> {
+        match self.stat(path).await {
+            Ok(Some(attrs)) if attrs.is_dir() => return Ok(()),
+            Ok(Some(_)) => {
+                return Err(RequestError::remote_io(format!(
+                    "remote path {path} exists and is not a directory"
+                )));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(remote_error("checking", path, &e)),
+        }
+        let attrs = FileAttributes {
+            permissions: Some(mode),
+            ..FileAttributes::empty()
+        };
+        self.raw
+            .mkdir(path, attrs)
+            .await
+            .map(drop)
+            .map_err(|e| remote_error("creating the directory", path, &e))
+    }
+
+    /// Makes remote `path` a symlink to `target`, replacing a link already
+    /// there. OpenSSH's sftp-server reads SSH_FXP_SYMLINK's two paths in the
+    /// opposite order from the draft that russh-sftp follows, so the target
+    /// goes first.
+    async fn make_symlink(&self, path: &str, target: &str) -> Result<(), RequestError> {
+        if let Ok(attrs) = self.raw.lstat(path).await
+            && attrs.attrs.file_type().is_symlink()
+        {
+            self.raw
+                .remove(path)
+                .await
+                .map_err(|e| remote_error("replacing the link", path, &e))?;
+        }
+        self.raw
+            .symlink(target, path)
+            .await
+            .map(drop)
+            .map_err(|e| remote_error("creating the link", path, &e))
+    }
+
+    /// The entries of remote directory `path` (without `.` and `..`), with
+    /// their attributes as the server lists them (links not followed).
+    async fn list(&self, path: &str) -> Result<Vec<(String, FileAttributes)>, RequestError> {
+        let handle = self
+            .raw
+            .opendir(path)
+            .await
+            .map_err(|e| remote_error("listing", path, &e))?
+            .handle;
+        let mut entries = Vec::new();
+        let listed = loop {
+            match self.raw.readdir(handle.as_str()).await {
+                Ok(name) => entries.extend(
+                    name.files
+                        .into_iter()
+                        .filter(|f| f.filename != "." && f.filename != "..")
+                        .map(|f| (f.filename, f.attrs)),
+                ),
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(()),
+                Err(e) => break Err(remote_error("listing", path, &e)),
+            }
+        };
+        if let Err(e) = self.raw.close(handle.as_str()).await {
+            tracing::debug!("closing a remote directory listing: {e}");
+        }
+        listed?;
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
+    }
+
     async fn remove_quietly(&self, path: &str) {
         if let Err(e) = self.raw.remove(path).await {
             tracing::warn!(path, "could not remove temporary file: {e}");
@@ -170,63 +245,180 @@ impl Sftp {
     }
 }
 
-/// Uploads `local_path` to `remote_path` (into it, when it is a directory).
+/// Bytes moved so far across a whole transfer, reported at most once per
+/// [`PROGRESS_INTERVAL`].
+struct Meter<'a> {
+    ctx: &'a CallContext,
+    done: u64,
+    total: Option<u64>,
+    last: Instant,
+}
+
+impl<'a> Meter<'a> {
+    fn new(ctx: &'a CallContext, total: Option<u64>) -> Self {
+        Meter {
+            ctx,
+            done: 0,
+            total,
+            last: Instant::now(),
+        }
+    }
+
+    fn add(&mut self, n: u64) {
+        self.done += n;
+        if self.ctx.wants_progress() && self.last.elapsed() >= PROGRESS_INTERVAL {
+            self.last = Instant::now();
+            self.ctx.report(self.done, self.total);
+        }
+    }
+}
+
+fn cancelled() -> RequestError {
+    RequestError::new(
+        ErrorKind::Cancelled,
+        "the transfer was cancelled; its temporary file was removed and the destination is untouched",
+    )
+}
+
+/// What a tree copy has done so far.
+#[derive(Default)]
+struct Tally {
+    files: u64,
+    bytes: u64,
+    replaced: bool,
+    notes: Vec<String>,
+    skipped: Vec<String>,
+}
+
+fn mtime_of(meta: &std::fs::Metadata) -> Option<u32> {
+    u32::try_from(meta.mtime()).ok()
+}
+
+/// Uploads `req.local_path` to `req.remote_path`: one file (into the remote
+/// path when it is a directory) or, with `recursive`, a directory tree.
 ///
 /// # Errors
-/// `LocalIo` for an unreadable local file; `RemoteIo` for remote failures.
+/// `LocalIo` for an unreadable local file; `RemoteIo` for remote failures;
+/// `Cancelled` when the call was cancelled.
 pub async fn upload(
     handle: &SshHandle,
-    local_path: &str,
-    remote_path: &str,
+    req: &TransferRequest,
+    ctx: &CallContext,
 ) -> Result<TransferResult, RequestError> {
-    let mut local = tokio::fs::File::open(local_path)
-        .await
-        .map_err(|e| RequestError::local_io(format!("cannot open local file {local_path}: {e}")))?;
-    let meta = local
-        .metadata()
-        .await
-        .map_err(|e| RequestError::local_io(format!("cannot stat local file {local_path}: {e}")))?;
-    if !meta.is_file() {
-        return Err(RequestError::local_io(format!(
-            "local path {local_path} is not a regular file; upload sends one file at a time"
-        )));
-    }
+    let local_path = req.local_path.as_str();
+    let meta = std::fs::metadata(local_path)
+        .map_err(|e| RequestError::local_io(format!("cannot read local path {local_path}: {e}")))?;
+    let sftp = Sftp::open(handle).await?;
     let local_name = Path::new(local_path)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-
-    let sftp = Sftp::open(handle).await?;
-    let mut target = remote_path.to_owned();
-    let mut existing = sftp
-        .stat(&target)
+    let existing = sftp
+        .stat(&req.remote_path)
         .await
-        .map_err(|e| remote_error("checking", &target, &e))?;
-    if existing.as_ref().is_some_and(FileAttributes::is_dir) {
-        target = join_remote(&target, &local_name);
-        existing = sftp
-            .stat(&target)
-            .await
-            .map_err(|e| remote_error("checking", &target, &e))?;
-        if existing.as_ref().is_some_and(FileAttributes::is_dir) {
+        .map_err(|e| remote_error("checking", &req.remote_path, &e))?;
+    let into_dir = existing.as_ref().is_some_and(FileAttributes::is_dir);
+    let target = if into_dir {
+        join_remote(&req.remote_path, &local_name)
+    } else {
+        req.remote_path.clone()
+    };
+    if meta.is_dir() {
+        if !req.recursive {
             return Err(RequestError::bad_request(format!(
-                "remote path {target} is a directory; give a file path"
+                "local path {local_path} is a directory; pass recursive: true to copy the tree"
             )));
         }
+        let mut tally = Tally::default();
+        let mut meter = Meter::new(ctx, None);
+        upload_tree(
+            &sftp,
+            Path::new(local_path),
+            &target,
+            req.preserve,
+            &mut meter,
+            &mut tally,
+        )
+        .await?;
+        return Ok(TransferResult {
+            local_path: local_path.to_owned(),
+            remote_path: sftp.realpath(&target).await,
+            bytes: tally.bytes,
+            replaced: tally.replaced,
+            notes: tally.notes,
+            files: tally.files,
+            skipped: tally.skipped,
+        });
+    }
+    if !meta.is_file() {
+        return Err(RequestError::local_io(format!(
+            "local path {local_path} is not a regular file or directory"
+        )));
     }
     let (dir, name) = split_remote(&target);
     if name.is_empty() {
         return Err(RequestError::bad_request(format!(
-            "remote path {remote_path:?} names no file"
+            "remote path {:?} names no file",
+            req.remote_path
         )));
     }
-    let resolved = join_remote(&sftp.realpath(&dir).await, &name);
+    let mut meter = Meter::new(ctx, Some(meta.len()));
+    let sent = upload_file(
+        &sftp,
+        Path::new(local_path),
+        &meta,
+        &target,
+        req.preserve,
+        &mut meter,
+    )
+    .await?;
+    Ok(TransferResult {
+        local_path: local_path.to_owned(),
+        remote_path: join_remote(&sftp.realpath(&dir).await, &name),
+        bytes: sent.bytes,
+        replaced: sent.replaced,
+        notes: sent.note.into_iter().collect(),
+        files: 1,
+        skipped: Vec::new(),
+    })
+}
+
+/// One file's upload.
+struct Sent {
+    bytes: u64,
+    replaced: bool,
+    note: Option<String>,
+}
+
+/// Uploads one regular file to exactly `target` through a temporary file
+/// beside it.
+async fn upload_file(
+    sftp: &Sftp,
+    local_path: &Path,
+    meta: &std::fs::Metadata,
+    target: &str,
+    preserve: bool,
+    meter: &mut Meter<'_>,
+) -> Result<Sent, RequestError> {
+    let shown = local_path.display().to_string();
+    let mut local = tokio::fs::File::open(local_path)
+        .await
+        .map_err(|e| RequestError::local_io(format!("cannot open local file {shown}: {e}")))?;
+    let existing = sftp
+        .stat(target)
+        .await
+        .map_err(|e| remote_error("checking", target, &e))?;
+    if existing.as_ref().is_some_and(FileAttributes::is_dir) {
+        return Err(RequestError::bad_request(format!(
+            "remote path {target} is a directory; give a file path"
+        )));
+    }
+    let (dir, name) = split_remote(target);
     let temp = join_remote(&dir, &temp_name(&name));
-    let mode = existing
-        .as_ref()
-        .and_then(|a| a.permissions)
-        .unwrap_or(meta.permissions().mode())
-        & 0o7777;
+    let mode = match (&existing, preserve) {
+        (Some(attrs), false) => attrs.permissions.unwrap_or(meta.mode()),
+        _ => meta.mode(),
+    } & 0o7777;
     let attrs = FileAttributes {
         permissions: Some(mode),
         ..FileAttributes::empty()
@@ -242,7 +434,7 @@ pub async fn upload(
         .map_err(|e| remote_error("creating a temporary file in", &dir, &e))?
         .handle;
 
-    let written = send_file(&sftp.raw, &file, &mut local, local_path).await;
+    let written = send_file(&sftp.raw, &file, &mut local, &shown, meter).await;
     let closed = sftp.raw.close(file.as_str()).await;
     let outcome = match (written, closed) {
         (Ok(bytes), Ok(_)) => Ok(bytes),
@@ -256,24 +448,103 @@ pub async fn upload(
             return Err(e);
         }
     };
-    let note = match sftp.replace(&temp, &target, existing.is_some()).await {
+    if preserve && let Some(mtime) = mtime_of(meta) {
+        let times = FileAttributes {
+            atime: u32::try_from(meta.atime()).ok(),
+            mtime: Some(mtime),
+            ..FileAttributes::empty()
+        };
+        if let Err(e) = sftp.raw.setstat(temp.as_str(), times).await {
+            sftp.remove_quietly(&temp).await;
+            return Err(remote_error("setting the modification time of", &temp, &e));
+        }
+    }
+    let note = match sftp.replace(&temp, target, existing.is_some()).await {
         Ok(note) => note,
         Err(e) => {
             sftp.remove_quietly(&temp).await;
             return Err(remote_error(
                 "renaming the upload into place at",
-                &target,
+                target,
                 &e,
             ));
         }
     };
-    Ok(TransferResult {
-        local_path: local_path.to_owned(),
-        remote_path: resolved,
+    Ok(Sent {
         bytes,
         replaced: existing.is_some(),
-        notes: note.into_iter().collect(),
+        note,
     })
+}
+
+/// Copies the local tree at `root` to `target` (created if missing).
+async fn upload_tree(
+    sftp: &Sftp,
+    root: &Path,
+    target: &str,
+    preserve: bool,
+    meter: &mut Meter<'_>,
+    tally: &mut Tally,
+) -> Result<(), RequestError> {
+    let mut dirs = vec![(root.to_path_buf(), target.to_owned())];
+    while let Some((local_dir, remote_dir)) = dirs.pop() {
+        if meter.ctx.cancel.is_cancelled() {
+            return Err(cancelled());
+        }
+        let meta = std::fs::metadata(&local_dir).map_err(|e| {
+            RequestError::local_io(format!("cannot read {}: {e}", local_dir.display()))
+        })?;
+        sftp.ensure_dir(&remote_dir, meta.mode() & 0o7777).await?;
+        let mut entries: Vec<_> = std::fs::read_dir(&local_dir)
+            .map_err(|e| {
+                RequestError::local_io(format!("cannot list {}: {e}", local_dir.display()))
+            })?
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                RequestError::local_io(format!("cannot list {}: {e}", local_dir.display()))
+            })?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                tally
+                    .skipped
+                    .push(format!("{} (name is not valid UTF-8)", path.display()));
+                continue;
+            };
+            let remote = join_remote(&remote_dir, &name);
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| {
+                RequestError::local_io(format!("cannot read {}: {e}", path.display()))
+            })?;
+            let kind = meta.file_type();
+            if kind.is_symlink() {
+                let link = std::fs::read_link(&path).map_err(|e| {
+                    RequestError::local_io(format!("cannot read link {}: {e}", path.display()))
+                })?;
+                match link.to_str() {
+                    Some(link) => sftp.make_symlink(&remote, link).await?,
+                    None => tally.skipped.push(format!(
+                        "{} (link target is not valid UTF-8)",
+                        path.display()
+                    )),
+                }
+            } else if kind.is_dir() {
+                dirs.push((path, remote));
+            } else if kind.is_file() {
+                let sent = upload_file(sftp, &path, &meta, &remote, preserve, meter).await?;
+                tally.files += 1;
+                tally.bytes += sent.bytes;
+                tally.replaced |= sent.replaced;
+                tally.notes.extend(sent.note);
+            } else {
+                tally.skipped.push(format!(
+                    "{} (not a regular file, directory or link)",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Streams `local` into the open remote handle with pipelined writes.
@@ -282,6 +553,7 @@ async fn send_file(
     handle: &str,
     local: &mut tokio::fs::File,
     local_path: &str,
+    meter: &mut Meter<'_>,
 ) -> Result<u64, RequestError> {
     let mut in_flight = JoinSet::new();
     let mut offset = 0u64;
@@ -307,12 +579,19 @@ async fn send_file(
             let raw = raw.clone();
             let handle = handle.to_owned();
             let at = offset;
-            in_flight.spawn(async move { raw.write(handle, at, buf).await });
+            in_flight.spawn(async move {
+                let n = buf.len() as u64;
+                raw.write(handle, at, buf).await.map(|_| n)
+            });
             offset += filled as u64;
         }
-        match in_flight.join_next().await {
+        let joined = tokio::select! {
+            joined = in_flight.join_next() => joined,
+            () = meter.ctx.cancel.cancelled() => return Err(cancelled()),
+        };
+        match joined {
             None => return Ok(offset),
-            Some(Ok(Ok(_))) => {}
+            Some(Ok(Ok(n))) => meter.add(n),
             Some(Ok(Err(e))) => {
                 return Err(RequestError::remote_io(format!(
                     "writing to the remote file failed: {e}; nothing was left at the destination"
@@ -328,16 +607,19 @@ async fn send_file(
     }
 }
 
-/// Downloads `remote_path` to `local_path` (into it, when it is a directory).
+/// Downloads `req.remote_path` to `req.local_path`: one file (into the local
+/// path when it is a directory) or, with `recursive`, a directory tree.
 ///
 /// # Errors
 /// `RemoteIo` for a missing or unreadable remote file; `LocalIo` when the
-/// local destination cannot be written.
+/// local destination cannot be written; `Cancelled` when the call was
+/// cancelled.
 pub async fn download(
     handle: &SshHandle,
-    remote_path: &str,
-    local_path: &str,
+    req: &TransferRequest,
+    ctx: &CallContext,
 ) -> Result<TransferResult, RequestError> {
+    let remote_path = req.remote_path.as_str();
     let sftp = Sftp::open(handle).await?;
     let attrs = sftp
         .stat(remote_path)
@@ -345,22 +627,74 @@ pub async fn download(
         .map_err(|e| remote_error("checking", remote_path, &e))?
         .ok_or_else(|| {
             RequestError::remote_io(format!(
-                "remote file {remote_path} does not exist; check the path (relative remote \
+                "remote path {remote_path} does not exist; check the path (relative remote \
                  paths start in the login directory)"
             ))
         })?;
-    if attrs.is_dir() {
-        return Err(RequestError::bad_request(format!(
-            "remote path {remote_path} is a directory; download fetches one file at a time"
-        )));
-    }
     let resolved_remote = sftp.realpath(remote_path).await;
     let (_, remote_name) = split_remote(&resolved_remote);
-
-    let mut target = PathBuf::from(local_path);
+    let mut target = PathBuf::from(&req.local_path);
     if target.is_dir() {
         target.push(&remote_name);
     }
+    if attrs.is_dir() {
+        if !req.recursive {
+            return Err(RequestError::bad_request(format!(
+                "remote path {remote_path} is a directory; pass recursive: true to copy the tree"
+            )));
+        }
+        let mut tally = Tally::default();
+        let mut meter = Meter::new(ctx, None);
+        download_tree(
+            &sftp,
+            &resolved_remote,
+            &target,
+            req.preserve,
+            &mut meter,
+            &mut tally,
+        )
+        .await?;
+        return Ok(TransferResult {
+            local_path: target.display().to_string(),
+            remote_path: resolved_remote,
+            bytes: tally.bytes,
+            replaced: tally.replaced,
+            notes: tally.notes,
+            files: tally.files,
+            skipped: tally.skipped,
+        });
+    }
+    let mut meter = Meter::new(ctx, attrs.size);
+    let got = download_file(
+        &sftp,
+        remote_path,
+        &attrs,
+        &target,
+        req.preserve,
+        &mut meter,
+    )
+    .await?;
+    Ok(TransferResult {
+        local_path: target.display().to_string(),
+        remote_path: resolved_remote,
+        bytes: got.bytes,
+        replaced: got.replaced,
+        notes: Vec::new(),
+        files: 1,
+        skipped: Vec::new(),
+    })
+}
+
+/// Downloads one remote regular file to exactly `target` through a
+/// temporary file beside it.
+async fn download_file(
+    sftp: &Sftp,
+    remote_path: &str,
+    attrs: &FileAttributes,
+    target: &Path,
+    preserve: bool,
+    meter: &mut Meter<'_>,
+) -> Result<Sent, RequestError> {
     let target_display = target.display().to_string();
     let dir = target
         .parent()
@@ -373,7 +707,7 @@ pub async fn download(
             dir.display()
         )));
     }
-    let existing = std::fs::metadata(&target).ok();
+    let existing = std::fs::metadata(target).ok();
     if existing.as_ref().is_some_and(|m| m.is_dir()) {
         return Err(RequestError::bad_request(format!(
             "local path {target_display} is a directory"
@@ -384,12 +718,12 @@ pub async fn download(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let temp = dir.join(temp_name(&file_name));
-    let mode = existing
-        .as_ref()
-        .map(|m| m.permissions().mode())
-        .or(attrs.permissions)
-        .unwrap_or(0o644)
-        & 0o777;
+    let mode = match (&existing, preserve) {
+        (Some(m), false) => Some(m.mode()),
+        _ => attrs.permissions,
+    }
+    .unwrap_or(0o644)
+        & 0o7777;
     let mut local = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -415,29 +749,121 @@ pub async fn download(
             return Err(remote_error("opening", remote_path, &e));
         }
     };
-    let received = receive_file(&sftp.raw, &remote, &mut local, &temp).await;
+    let received = receive_file(&sftp.raw, &remote, &mut local, &temp, meter).await;
     if let Err(e) = sftp.raw.close(remote.as_str()).await {
         tracing::debug!("closing remote file after download: {e}");
     }
+    let mtime = attrs
+        .mtime
+        .filter(|_| preserve)
+        .map(|t| UNIX_EPOCH + Duration::from_secs(t.into()));
     let finished = match received {
-        Ok(bytes) => finish_local(local, &temp, &target, mode)
+        Ok(bytes) => finish_local(local, &temp, target, mode, mtime)
             .await
             .map(|()| bytes),
         Err(e) => Err(e),
     };
     match finished {
-        Ok(bytes) => Ok(TransferResult {
-            local_path: target_display,
-            remote_path: resolved_remote,
+        Ok(bytes) => Ok(Sent {
             bytes,
             replaced: existing.is_some(),
-            notes: Vec::new(),
+            note: None,
         }),
         Err(e) => {
             remove_local_quietly(&temp);
             Err(e)
         }
     }
+}
+
+/// Copies the remote tree at `root` to the local `target` (created if
+/// missing).
+async fn download_tree(
+    sftp: &Sftp,
+    root: &str,
+    target: &Path,
+    preserve: bool,
+    meter: &mut Meter<'_>,
+    tally: &mut Tally,
+) -> Result<(), RequestError> {
+    let mut dirs = vec![(root.to_owned(), target.to_path_buf())];
+    while let Some((remote_dir, local_dir)) = dirs.pop() {
+        if meter.ctx.cancel.is_cancelled() {
+            return Err(cancelled());
+        }
+        let attrs = sftp
+            .stat(&remote_dir)
+            .await
+            .map_err(|e| remote_error("checking", &remote_dir, &e))?
+            .unwrap_or_default();
+        ensure_local_dir(&local_dir, attrs.permissions.unwrap_or(0o755) & 0o7777)?;
+        for (name, attrs) in sftp.list(&remote_dir).await? {
+            let remote = join_remote(&remote_dir, &name);
+            if name.contains(char::REPLACEMENT_CHARACTER) {
+                tally
+                    .skipped
+                    .push(format!("{remote} (name is not valid UTF-8)"));
+                continue;
+            }
+            let local = local_dir.join(&name);
+            let kind = attrs.file_type();
+            if kind.is_symlink() {
+                let link = sftp
+                    .raw
+                    .readlink(remote.as_str())
+                    .await
+                    .map_err(|e| remote_error("reading the link", &remote, &e))?
+                    .files
+                    .into_iter()
+                    .next()
+                    .map(|f| f.filename)
+                    .unwrap_or_default();
+                replace_local_symlink(&local, &link)?;
+            } else if kind.is_dir() {
+                dirs.push((remote, local));
+            } else if kind.is_file() {
+                let got = download_file(sftp, &remote, &attrs, &local, preserve, meter).await?;
+                tally.files += 1;
+                tally.bytes += got.bytes;
+                tally.replaced |= got.replaced;
+            } else {
+                tally
+                    .skipped
+                    .push(format!("{remote} (not a regular file, directory or link)"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ensure_local_dir(dir: &Path, mode: u32) -> Result<(), RequestError> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(RequestError::local_io(format!(
+            "{} exists and is not a directory",
+            dir.display()
+        ))),
+        Err(_) => {
+            std::fs::create_dir(dir).map_err(|e| {
+                RequestError::local_io(format!("cannot create {}: {e}", dir.display()))
+            })?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+                RequestError::local_io(format!("cannot set the mode of {}: {e}", dir.display()))
+            })
+        }
+    }
+}
+
+/// Makes `path` a symlink to `target`, replacing a link already there (but
+/// never a file or directory).
+fn replace_local_symlink(path: &Path, target: &str) -> Result<(), RequestError> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        std::fs::remove_file(path).map_err(|e| {
+            RequestError::local_io(format!("cannot replace link {}: {e}", path.display()))
+        })?;
+    }
+    std::os::unix::fs::symlink(target, path)
+        .map_err(|e| RequestError::local_io(format!("cannot create link {}: {e}", path.display())))
 }
 
 fn remove_local_quietly(path: &Path) {
@@ -451,6 +877,7 @@ async fn finish_local(
     temp: &Path,
     target: &Path,
     mode: u32,
+    mtime: Option<SystemTime>,
 ) -> Result<(), RequestError> {
     let fail = |what: &str, e: std::io::Error| {
         RequestError::local_io(format!("{what} {} failed: {e}", temp.display()))
@@ -461,6 +888,12 @@ async fn finish_local(
         .set_permissions(std::fs::Permissions::from_mode(mode))
         .await
         .map_err(|e| fail("setting permissions on", e))?;
+    let local = local.into_std().await;
+    if let Some(mtime) = mtime {
+        local
+            .set_times(std::fs::FileTimes::new().set_modified(mtime))
+            .map_err(|e| fail("setting the modification time of", e))?;
+    }
     drop(local);
     tokio::fs::rename(temp, target).await.map_err(|e| {
         RequestError::local_io(format!(
@@ -476,6 +909,7 @@ async fn receive_file(
     handle: &str,
     local: &mut tokio::fs::File,
     temp: &Path,
+    meter: &mut Meter<'_>,
 ) -> Result<u64, RequestError> {
     let mut in_flight = JoinSet::new();
     // Pieces that arrived ahead of the write cursor, by offset.
@@ -493,7 +927,11 @@ async fn receive_file(
             spawn_read(&mut in_flight, next, CHUNK);
             next += u64::from(CHUNK);
         }
-        let Some(joined) = in_flight.join_next().await else {
+        let joined = tokio::select! {
+            joined = in_flight.join_next() => joined,
+            () = meter.ctx.cancel.cancelled() => return Err(cancelled()),
+        };
+        let Some(joined) = joined else {
             break;
         };
         let (at, len, result) = joined.map_err(|e| {
@@ -529,6 +967,7 @@ async fn receive_file(
                 RequestError::local_io(format!("writing {} failed: {e}", temp.display()))
             })?;
             cursor += piece.len() as u64;
+            meter.add(piece.len() as u64);
         }
     }
     if eof_at != Some(cursor) || !ready.is_empty() {

@@ -1,0 +1,119 @@
+//! sshmcpd's own settings, from `$XDG_CONFIG_HOME/sshmcp/config.toml`
+//! (`~/.config/sshmcp/config.toml`), read once when the daemon starts.
+//!
+//! Every key is optional and a missing file means all defaults. Unknown keys
+//! are an error rather than ignored: a misspelt `host_key_policy` silently
+//! falling back to the default would weaken host-key checking.
+//!
+//! ```toml
+//! # What to do with a host no known_hosts file knows: "accept-new" (learn
+//! # its key) or "strict" (refuse it). A changed key is always refused.
+//! host_key_policy = "strict"
+//! ```
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The name of the file in sshmcp's config directory.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// The daemon's settings. New keys get a field with a serde default, so
+/// older files keep working.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub host_key_policy: HostKeyPolicy,
+}
+
+/// What to do with a host that no known_hosts file knows. `StrictHostKeyChecking`
+/// in `~/.ssh/config` overrides it per host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// Learn its key into the user's known_hosts (OpenSSH's `accept-new`).
+    #[default]
+    AcceptNew,
+    /// Refuse it until its key is added to known_hosts.
+    Strict,
+}
+
+/// `$XDG_CONFIG_HOME/sshmcp/config.toml`, else `~/.config/sshmcp/config.toml`;
+/// `None` when there is no home directory to put it in.
+pub fn path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "sshmcp").map(|d| d.config_dir().join(CONFIG_FILE))
+}
+
+/// Reads the config file; a missing file means the defaults.
+///
+/// # Errors
+/// The file exists but cannot be read, or is not a valid config; the
+/// message names the file, line and column and what is wrong there.
+pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+        Err(e) => anyhow::bail!("cannot read the config file {}: {e}", path.display()),
+    };
+    parse(&text, path)
+}
+
+fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
+    toml::from_str(text).map_err(|e| {
+        let at = match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+                format!("{}:{line}:{column}", path.display())
+            }
+            None => path.display().to_string(),
+        };
+        anyhow::anyhow!(
+            "{at}: {}; fix the config file (valid keys: host_key_policy = \"accept-new\" or \
+             \"strict\") and start sshmcpd again",
+            e.message().trim_end()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        super::parse(text, Path::new("/c/config.toml"))
+    }
+
+    #[test]
+    fn empty_and_missing_files_mean_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+        assert_eq!(Config::default().host_key_policy, HostKeyPolicy::AcceptNew);
+        let missing = load(Path::new("/nonexistent/sshmcp/config.toml")).unwrap();
+        assert_eq!(missing, Config::default());
+    }
+
+    #[test]
+    fn policy_is_read() {
+        let config = parse("# strict\nhost_key_policy = \"strict\"\n").unwrap();
+        assert_eq!(config.host_key_policy, HostKeyPolicy::Strict);
+        let config = parse("host_key_policy = \"accept-new\"").unwrap();
+        assert_eq!(config.host_key_policy, HostKeyPolicy::AcceptNew);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        let err = parse("\nhost_key_policy = \"ask\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/c/config.toml:2:19: "), "{err}");
+        assert!(err.contains("ask"), "{err}");
+        let err = parse("host_key_policy = \"strict\"\nhost_key_polcy = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/c/config.toml:2:1: "), "{err}");
+        assert!(err.contains("host_key_polcy"), "{err}");
+        let err = parse("host_key_policy = ").unwrap_err().to_string();
+        assert!(err.starts_with("/c/config.toml:1:"), "{err}");
+    }
+}
