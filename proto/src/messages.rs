@@ -196,6 +196,26 @@ pub struct ExecuteResult {
     /// Signal name without `SIG`, when a signal ended the command.
     pub signal: Option<String>,
     pub timed_out: bool,
+    /// The deadline that applied to the command, if any (whether or not it
+    /// fired: see `timed_out`).
+    pub deadline: Option<Deadline>,
+}
+
+/// A command's deadline and who set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadline {
+    pub ms: u64,
+    pub source: DeadlineSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeadlineSource {
+    /// The call's own `timeout`.
+    Request,
+    /// The daemon's `default_timeout`, for a call that gave none.
+    ConfigDefault,
+    /// The daemon's `max_timeout`, which caps every call.
+    ConfigMax,
 }
 
 /// Paths for `upload` and `download`. `local_path` is absolute: the client

@@ -199,6 +199,7 @@ fn malformed_fields_are_decode_errors() {
             0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // stdout
             0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // stderr
             0x00, 0x00, 0x00, // exit_status, signal, timed_out
+            0x00, // deadline
         ];
         if let Some(i) = bool_at {
             v[i] = 0x02;

@@ -191,6 +191,10 @@ fn largest_result(stdout: StreamOutput, stderr: StreamOutput) -> ServerMessage {
             exit_status: Some(u32::MAX),
             signal: Some("SEGV".into()),
             timed_out: true,
+            deadline: Some(sshmcp_proto::Deadline {
+                ms: u64::MAX,
+                source: sshmcp_proto::DeadlineSource::ConfigMax,
+            }),
         }),
     }
 }

@@ -19,10 +19,10 @@ mod common;
 
 use common::{hex, unhex};
 use sshmcp_proto::{
-    ClientMessage, ConnectRequest, ConnectResult, DaemonStatus, ErrorBody, ErrorKind,
-    ExecuteRequest, ExecuteResult, HELLO_MAGIC, Hello, HelloReply, HelloStatus, PROTOCOL_VERSION,
-    Progress, Request, Response, Secret, ServerMessage, SessionInfo, SessionState, StreamOutput,
-    TransferRequest, TransferResult, decode, encode, write_message,
+    ClientMessage, ConnectRequest, ConnectResult, DaemonStatus, Deadline, DeadlineSource,
+    ErrorBody, ErrorKind, ExecuteRequest, ExecuteResult, HELLO_MAGIC, Hello, HelloReply,
+    HelloStatus, PROTOCOL_VERSION, Progress, Request, Response, Secret, ServerMessage, SessionInfo,
+    SessionState, StreamOutput, TransferRequest, TransferResult, decode, encode, write_message,
 };
 
 fn assert_client_bytes(msg: ClientMessage, pinned: &str) {
@@ -342,6 +342,10 @@ fn pinned_execute_result_with_truncated_streams() {
                 exit_status: None,
                 signal: Some("KILL".into()),
                 timed_out: true,
+                deadline: Some(Deadline {
+                    ms: 1_000,
+                    source: DeadlineSource::Request,
+                }),
             }),
         },
         "0c 03                # id 12 | Executed
@@ -359,7 +363,8 @@ fn pinned_execute_result_with_truncated_streams() {
          01                   # stderr.spill_truncated
          00                   # exit_status None
          01 04 4b494c4c       # signal Some(\"KILL\")
-         01                   # timed_out",
+         01                   # timed_out
+         01 fbe803 00         # deadline Some(1000 ms, Request)",
     );
     // An empty stream is six zero bytes: two empty byte strings, two zero
     // counters, no spill file, not truncated.
@@ -434,6 +439,7 @@ fn pinned_every_response_variant() {
                     exit_status: Some(2),
                     signal: None,
                     timed_out: false,
+                    deadline: None,
                 }),
             },
             // id | Executed |
@@ -443,7 +449,8 @@ fn pinned_every_response_variant() {
             "04 03
              036f6b0a 00 03 00 00 00
              00 00 00 00 00 00
-             0102 00 00",
+             0102 00 00
+             00",
         ),
         (
             ServerMessage {
@@ -454,6 +461,10 @@ fn pinned_every_response_variant() {
                     exit_status: None,
                     signal: Some("KILL".into()),
                     timed_out: true,
+                    deadline: Some(Deadline {
+                        ms: 5,
+                        source: DeadlineSource::ConfigMax,
+                    }),
                 }),
             },
             // The streams and flags differ from the case above in a way
@@ -461,7 +472,8 @@ fn pinned_every_response_variant() {
             "05 03
              00 00 00 00 00 00
              0165 00 01 00 00 00
-             00 01044b494c4c 01",
+             00 01044b494c4c 01
+             01 05 02",
         ),
         (
             ServerMessage {

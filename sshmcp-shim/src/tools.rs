@@ -13,8 +13,9 @@ use rmcp::model::{ContentBlock, IntoContents};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sshmcp_proto::{
-    ConnectRequest, ConnectResult, ErrorBody, ExecuteRequest, ExecuteResult, MAX_OUTPUT_BYTES,
-    MAX_STDIN_BYTES, Secret, SessionInfo, StreamOutput, TransferRequest, TransferResult,
+    ConnectRequest, ConnectResult, DeadlineSource, ErrorBody, ExecuteRequest, ExecuteResult,
+    MAX_OUTPUT_BYTES, MAX_STDIN_BYTES, Secret, SessionInfo, StreamOutput, TransferRequest,
+    TransferResult,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -441,7 +442,7 @@ impl ExecuteArgs {
     }
 }
 
-#[derive(Debug, Serialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Serialize, JsonSchema, PartialEq)]
 pub struct ExecuteOutput {
     /// Standard output; when long, its head and tail around a marker that
     /// says how much was left out and where the whole of it is.
@@ -456,6 +457,11 @@ pub struct ExecuteOutput {
     /// True when the timeout stopped the command; the output is what it wrote
     /// until then.
     pub timed_out: bool,
+    /// Which limit stopped it, when timed_out: "timeout" (this call's),
+    /// "default_timeout" or "max_timeout" (the daemon's configuration).
+    pub timeout_source: Option<String>,
+    /// The limit that applied, in seconds, if any.
+    pub timeout_seconds: Option<f64>,
     /// True when stdout was not valid UTF-8 and invalid bytes were replaced
     /// with U+FFFD.
     pub stdout_lossy: bool,
@@ -494,6 +500,15 @@ impl From<ExecuteResult> for ExecuteOutput {
             exit_status: r.exit_status,
             signal: r.signal,
             timed_out: r.timed_out,
+            timeout_source: r.deadline.filter(|_| r.timed_out).map(|d| {
+                match d.source {
+                    DeadlineSource::Request => "timeout",
+                    DeadlineSource::ConfigDefault => "default_timeout",
+                    DeadlineSource::ConfigMax => "max_timeout",
+                }
+                .to_owned()
+            }),
+            timeout_seconds: r.deadline.map(|d| d.ms as f64 / 1000.0),
             stdout_lossy,
             stderr_lossy,
             truncated: stdout_truncated || stderr_truncated,
@@ -1000,7 +1015,13 @@ mod tests {
             exit_status: None,
             signal: Some("KILL".into()),
             timed_out: true,
+            deadline: Some(sshmcp_proto::Deadline {
+                ms: 1500,
+                source: DeadlineSource::ConfigMax,
+            }),
         });
+        assert_eq!(output.timeout_source.as_deref(), Some("max_timeout"));
+        assert_eq!(output.timeout_seconds, Some(1.5));
         assert!(output.stdout_lossy);
         assert!(!output.stderr_lossy);
         assert!(

@@ -1,8 +1,10 @@
 //! The command line: `serve` runs the daemon; `status` and `stop` are small
 //! clients of a running one.
 
+use crate::config::Config;
 use crate::output::SpillDir;
 use crate::server::{self, Listener};
+use crate::sessions::ExecSettings;
 use crate::sessions::SessionManager;
 use crate::ssh::TrustSettings;
 use anyhow::Context;
@@ -110,7 +112,8 @@ async fn serve(socket: &Path) -> anyhow::Result<()> {
     let log_path = sshmcp_proto::rendezvous::log_path();
     init_logging(&log_path)?;
     // Logged as well as returned: an auto-started daemon's stderr goes nowhere.
-    let trust = trust_settings().inspect_err(|e| tracing::error!("{e:#}"))?;
+    let (config, config_file) = load_config().inspect_err(|e| tracing::error!("{e:#}"))?;
+    let trust = trust_settings(&config, config_file);
     let listener = Listener::bind(socket).inspect_err(|e| tracing::error!("{e:#}"))?;
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
@@ -130,37 +133,46 @@ async fn serve(socket: &Path) -> anyhow::Result<()> {
         signals.cancel();
     });
     let sessions = SessionManager::new(trust);
-    let spill = SpillDir {
-        dir: sshmcp_proto::rendezvous::state_dir().join("output"),
-        max_bytes: SPILL_MAX_BYTES,
-        retention: SPILL_RETENTION,
+    let exec = ExecSettings {
+        spill: SpillDir {
+            dir: sshmcp_proto::rendezvous::state_dir().join("output"),
+            max_bytes: SPILL_MAX_BYTES,
+            retention: SPILL_RETENTION,
+        },
+        default_timeout: config.default_timeout.map(|s| Duration::from_secs(s.0)),
+        max_timeout: config.max_timeout.map(|s| Duration::from_secs(s.0)),
     };
-    server::run(listener, sessions, log_path, spill, shutdown).await;
+    server::run(listener, sessions, log_path, exec, shutdown).await;
     tracing::info!("sshmcpd stopped");
     Ok(())
 }
 
-/// The host-key policy from config.toml and where the user's SSH client
-/// config is. Read once: a daemon with a broken config refuses to start
-/// rather than run with weaker host-key checking than the user asked for.
-fn trust_settings() -> anyhow::Result<TrustSettings> {
+/// config.toml and where it is. Read once: a daemon with a broken config
+/// refuses to start rather than run with weaker host-key checking or other
+/// limits than the user asked for.
+fn load_config() -> anyhow::Result<(Config, Option<PathBuf>)> {
     let config_file = crate::config::path();
     let config = match &config_file {
         Some(path) => crate::config::load(path)?,
-        None => crate::config::Config::default(),
+        None => Config::default(),
     };
+    Ok((config, config_file))
+}
+
+/// The host-key policy and where the user's SSH client config is.
+fn trust_settings(config: &Config, config_file: Option<PathBuf>) -> TrustSettings {
     let home = crate::paths::home();
     tracing::info!(
         policy = ?config.host_key_policy,
         config = %config_file.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
         "host key policy"
     );
-    Ok(TrustSettings {
+    TrustSettings {
         policy: config.host_key_policy,
         config_file,
         ssh_config: home.join(".ssh").join("config"),
         home,
-    })
+    }
 }
 
 /// Connects to the daemon; `Ok(None)` when none is running there.

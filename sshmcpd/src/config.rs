@@ -9,6 +9,11 @@
 //! # What to do with a host no known_hosts file knows: "accept-new" (learn
 //! # its key) or "strict" (refuse it). A changed key is always refused.
 //! host_key_policy = "strict"
+//!
+//! # Seconds an execute may run when the call gives no timeout (default: no
+//! # limit, as the tool's spec says), and at most whatever the call says.
+//! default_timeout = 3600
+//! max_timeout = 86400
 //! ```
 
 use serde::Deserialize;
@@ -24,6 +29,29 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub struct Config {
     #[serde(default)]
     pub host_key_policy: HostKeyPolicy,
+    /// Seconds an `execute` without a `timeout` may run.
+    #[serde(default)]
+    pub default_timeout: Option<PositiveSeconds>,
+    /// Seconds no `execute` may exceed, whatever its `timeout`.
+    #[serde(default)]
+    pub max_timeout: Option<PositiveSeconds>,
+}
+
+/// A number of seconds greater than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct PositiveSeconds(pub u64);
+
+impl TryFrom<u64> for PositiveSeconds {
+    type Error = String;
+
+    fn try_from(secs: u64) -> Result<Self, Self::Error> {
+        if secs == 0 {
+            Err("must be a number of seconds greater than 0 (leave it out for no limit)".into())
+        } else {
+            Ok(PositiveSeconds(secs))
+        }
+    }
 }
 
 /// What to do with a host that no known_hosts file knows. `StrictHostKeyChecking`
@@ -71,7 +99,7 @@ fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
         };
         anyhow::anyhow!(
             "{at}: {}; fix the config file (valid keys: host_key_policy = \"accept-new\" or \
-             \"strict\") and start sshmcpd again",
+             \"strict\", default_timeout and max_timeout in seconds) and start sshmcpd again",
             e.message().trim_end()
         )
     })
@@ -99,6 +127,15 @@ mod tests {
         assert_eq!(config.host_key_policy, HostKeyPolicy::Strict);
         let config = parse("host_key_policy = \"accept-new\"").unwrap();
         assert_eq!(config.host_key_policy, HostKeyPolicy::AcceptNew);
+    }
+
+    #[test]
+    fn timeouts_are_read_and_zero_is_refused() {
+        let config = parse("default_timeout = 60\nmax_timeout = 3600\n").unwrap();
+        assert_eq!(config.default_timeout, Some(PositiveSeconds(60)));
+        assert_eq!(config.max_timeout, Some(PositiveSeconds(3600)));
+        let err = parse("max_timeout = 0").unwrap_err().to_string();
+        assert!(err.contains("greater than 0"), "{err}");
     }
 
     #[test]

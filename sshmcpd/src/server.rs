@@ -4,8 +4,7 @@
 
 use crate::call::CallContext;
 use crate::error::RequestError;
-use crate::output::SpillDir;
-use crate::sessions::SessionManager;
+use crate::sessions::{ExecSettings, SessionManager};
 use anyhow::{Context, bail};
 use sshmcp_proto::{
     ClientMessage, DaemonStatus, ErrorBody, ErrorKind, Hello, HelloReply, HelloStatus,
@@ -104,7 +103,7 @@ struct Shared {
     started: Instant,
     socket: PathBuf,
     log_path: PathBuf,
-    spill: SpillDir,
+    exec: ExecSettings,
     uid: u32,
 }
 
@@ -114,7 +113,7 @@ pub async fn run(
     listener: Listener,
     sessions: SessionManager,
     log_path: PathBuf,
-    spill: SpillDir,
+    exec: ExecSettings,
     shutdown: CancellationToken,
 ) {
     let shared = Arc::new(Shared {
@@ -123,7 +122,7 @@ pub async fn run(
         started: Instant::now(),
         socket: listener.socket.clone(),
         log_path,
-        spill,
+        exec,
         uid: sshmcp_proto::rendezvous::current_uid(),
     });
     let tracker = TaskTracker::new();
@@ -133,7 +132,7 @@ pub async fn run(
         loop {
             tokio::select! {
                 () = sweeper.shutdown.cancelled() => break,
-                _ = every.tick() => sweeper.spill.sweep(),
+                _ = every.tick() => sweeper.exec.spill.sweep(),
             }
         }
     });
@@ -338,7 +337,7 @@ async fn dispatch(request: Request, shared: &Shared, ctx: &CallContext) -> Respo
             .map(|session_id| Response::Disconnected { session_id }),
         Request::ListSessions => Ok(Response::Sessions(sessions.list())),
         Request::Execute(req) => sessions
-            .execute(req, &shared.spill, ctx)
+            .execute(req, &shared.exec, ctx)
             .await
             .map(Response::Executed),
         Request::Upload(req) => sessions.upload(req, ctx).await.map(Response::Transferred),

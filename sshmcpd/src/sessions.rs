@@ -12,8 +12,9 @@ use crate::output::SpillDir;
 use crate::ssh::exec::ExecParams;
 use crate::ssh::{self, ConnectParams, HostKeyStatus, SshHandle, TrustSettings};
 use sshmcp_proto::{
-    ConnectRequest, ConnectResult, DEFAULT_OUTPUT_BYTES, ErrorKind, ExecuteRequest, ExecuteResult,
-    MAX_OUTPUT_BYTES, SessionInfo, SessionState, TransferRequest, TransferResult,
+    ConnectRequest, ConnectResult, DEFAULT_OUTPUT_BYTES, Deadline, DeadlineSource, ErrorKind,
+    ExecuteRequest, ExecuteResult, MAX_OUTPUT_BYTES, SessionInfo, SessionState, TransferRequest,
+    TransferResult,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -78,6 +79,46 @@ impl Session {
             ));
         }
         Ok(&self.handle)
+    }
+}
+
+/// How `execute` runs: where long output goes and which deadlines apply.
+#[derive(Clone, Debug)]
+pub struct ExecSettings {
+    pub spill: SpillDir,
+    /// For calls that give no timeout.
+    pub default_timeout: Option<Duration>,
+    /// Caps every call's timeout.
+    pub max_timeout: Option<Duration>,
+}
+
+impl ExecSettings {
+    /// The deadline for a call that asked for `requested_ms`: the call's
+    /// own, else the default, and never past the maximum.
+    pub fn deadline(&self, requested_ms: Option<u64>) -> Option<Deadline> {
+        let ms = |d: Duration| d.as_millis().try_into().unwrap_or(u64::MAX);
+        let chosen = match (requested_ms, self.default_timeout) {
+            (Some(ms), _) => Some(Deadline {
+                ms,
+                source: DeadlineSource::Request,
+            }),
+            (None, Some(d)) => Some(Deadline {
+                ms: ms(d),
+                source: DeadlineSource::ConfigDefault,
+            }),
+            (None, None) => None,
+        };
+        match (chosen, self.max_timeout.map(ms)) {
+            (Some(c), Some(max)) if c.ms > max => Some(Deadline {
+                ms: max,
+                source: DeadlineSource::ConfigMax,
+            }),
+            (None, Some(max)) => Some(Deadline {
+                ms: max,
+                source: DeadlineSource::ConfigMax,
+            }),
+            (c, _) => c,
+        }
     }
 }
 
@@ -196,7 +237,7 @@ impl SessionManager {
     pub async fn execute(
         &self,
         req: ExecuteRequest,
-        spill: &SpillDir,
+        settings: &ExecSettings,
         ctx: &CallContext,
     ) -> Result<ExecuteResult, RequestError> {
         if req.command.trim().is_empty() {
@@ -210,13 +251,13 @@ impl SessionManager {
         let params = ExecParams {
             command: req.command,
             stdin: req.stdin,
-            timeout: req.timeout_ms.map(Duration::from_millis),
+            deadline: settings.deadline(req.timeout_ms),
             cwd: req.cwd,
             env: req.env,
             pty: req.pty,
             inline,
         };
-        ssh::exec::execute(handle, params, spill, ctx).await
+        ssh::exec::execute(handle, params, &settings.spill, ctx).await
     }
 
     pub async fn upload(
@@ -264,4 +305,47 @@ async fn close(session: &Session) {
         tracing::debug!(session = %session.id, "SSH disconnect: {e}");
     }
     tracing::info!(session = %session.id, target = %session.label(), "disconnected");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(default: Option<u64>, max: Option<u64>) -> ExecSettings {
+        ExecSettings {
+            spill: SpillDir {
+                dir: PathBuf::from("/nonexistent"),
+                max_bytes: 0,
+                retention: Duration::from_secs(1),
+            },
+            default_timeout: default.map(Duration::from_secs),
+            max_timeout: max.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn deadlines_follow_request_then_default_capped_by_max() {
+        let d = |ms, source| Some(Deadline { ms, source });
+        assert_eq!(settings(None, None).deadline(None), None);
+        assert_eq!(
+            settings(None, None).deadline(Some(5)),
+            d(5, DeadlineSource::Request)
+        );
+        assert_eq!(
+            settings(Some(60), None).deadline(None),
+            d(60_000, DeadlineSource::ConfigDefault)
+        );
+        assert_eq!(
+            settings(Some(60), Some(600)).deadline(Some(1_000_000)),
+            d(600_000, DeadlineSource::ConfigMax)
+        );
+        assert_eq!(
+            settings(None, Some(600)).deadline(None),
+            d(600_000, DeadlineSource::ConfigMax)
+        );
+        assert_eq!(
+            settings(Some(60), Some(600)).deadline(Some(10_000)),
+            d(10_000, DeadlineSource::Request)
+        );
+    }
 }

@@ -452,3 +452,44 @@ fn tilde_paths_mean_the_remote_home() {
     assert_eq!(std::fs::read_to_string(&placed).unwrap(), "tilde\n");
     std::fs::remove_file(placed).unwrap();
 }
+
+#[test]
+fn the_configured_default_and_maximum_timeouts_apply_and_say_so() {
+    let sshd = sshmcp_tests::Sshd::start();
+    let env = sshmcp_tests::Env::new();
+    let config = env.dir().join("config/sshmcp");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        "default_timeout = 1\nmax_timeout = 2\n",
+    )
+    .unwrap();
+    let mut shim = Shim::spawn(&env);
+    shim.initialize();
+    let r = shim.call_tool(
+        "connect",
+        json!({"hostname": "127.0.0.1", "port": sshd.port(), "username": "root",
+               "private_key": sshd.client_key()}),
+    );
+    let id = r.expect_ok()["session_id"].as_str().unwrap().to_owned();
+    let r = shim.call_tool("execute", json!({"session_id": id, "command": "sleep 30"}));
+    let v = r.expect_ok();
+    assert_eq!(v["timed_out"], true, "{v}");
+    assert_eq!(v["timeout_source"], "default_timeout", "{v}");
+    assert_eq!(v["timeout_seconds"], 1.0, "{v}");
+    let r = shim.call_tool(
+        "execute",
+        json!({"session_id": id, "command": "sleep 30", "timeout": 600}),
+    );
+    let v = r.expect_ok();
+    assert_eq!(v["timeout_source"], "max_timeout", "{v}");
+    let r = shim.call_tool(
+        "execute",
+        json!({"session_id": id, "command": "echo quick", "timeout": 1}),
+    );
+    let v = r.expect_ok();
+    assert_eq!(
+        (v["timed_out"].clone(), v["timeout_source"].clone()),
+        (json!(false), Value::Null)
+    );
+}

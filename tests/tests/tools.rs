@@ -266,6 +266,7 @@ fn timeout_stops_the_command_and_its_children(user: &str) {
     let command = format!("echo started; trap '' TERM; {marker} & {marker}; echo never");
     let r = w.execute(&id, json!({"command": command, "timeout": 1}));
     assert_eq!(r["timed_out"], true, "{r}");
+    assert_eq!(r["timeout_source"], "timeout", "{r}");
     assert_eq!(r["stdout"], "started\n", "{r}");
     wait_until(
         Duration::from_secs(10),

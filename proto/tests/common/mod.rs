@@ -5,9 +5,9 @@
 #![allow(dead_code)]
 
 use sshmcp_proto::{
-    ClientMessage, ConnectRequest, ConnectResult, DaemonStatus, ErrorBody, ErrorKind,
-    ExecuteRequest, ExecuteResult, Progress, Request, Response, Secret, ServerMessage, SessionInfo,
-    SessionState, StreamOutput, TransferRequest, TransferResult,
+    ClientMessage, ConnectRequest, ConnectResult, DaemonStatus, Deadline, DeadlineSource,
+    ErrorBody, ErrorKind, ExecuteRequest, ExecuteResult, Progress, Request, Response, Secret,
+    ServerMessage, SessionInfo, SessionState, StreamOutput, TransferRequest, TransferResult,
 };
 use std::io;
 use std::pin::Pin;
@@ -206,6 +206,10 @@ pub fn all_responses() -> Vec<Response> {
             exit_status: Some(0),
             signal: None,
             timed_out: false,
+            deadline: Some(Deadline {
+                ms: 30_000,
+                source: DeadlineSource::Request,
+            }),
         }),
         Response::Transferred(TransferResult {
             local_path: "/home/me/build/app.tar.gz".into(),
@@ -248,6 +252,10 @@ pub fn edge_responses() -> Vec<Response> {
             exit_status: None,
             signal: Some("KILL".into()),
             timed_out: true,
+            deadline: Some(Deadline {
+                ms: u64::MAX,
+                source: DeadlineSource::ConfigMax,
+            }),
         }),
         Response::Executed(ExecuteResult {
             stdout: whole_stream(&[0; 1000]),
@@ -255,6 +263,10 @@ pub fn edge_responses() -> Vec<Response> {
             exit_status: Some(u32::MAX),
             signal: None,
             timed_out: false,
+            deadline: Some(Deadline {
+                ms: 0,
+                source: DeadlineSource::ConfigDefault,
+            }),
         }),
         // A pty run that outgrew its spill file: stdout holds both streams,
         // and the file lacks the end.
@@ -272,6 +284,7 @@ pub fn edge_responses() -> Vec<Response> {
             exit_status: Some(130),
             signal: Some("INT".into()),
             timed_out: false,
+            deadline: None,
         }),
         Response::Transferred(TransferResult {
             local_path: String::new(),

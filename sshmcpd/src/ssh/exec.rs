@@ -14,7 +14,7 @@ use crate::call::{CallContext, PROGRESS_INTERVAL};
 use crate::error::RequestError;
 use crate::output::{Capture, SpillDir, spill_name};
 use russh::{ChannelMsg, Sig};
-use sshmcp_proto::{ErrorKind, ExecuteResult};
+use sshmcp_proto::{Deadline, ErrorKind, ExecuteResult};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -29,7 +29,7 @@ const PID_WAIT: Duration = Duration::from_secs(5);
 pub struct ExecParams {
     pub command: String,
     pub stdin: Option<Vec<u8>>,
-    pub timeout: Option<Duration>,
+    pub deadline: Option<Deadline>,
     pub cwd: Option<String>,
     pub env: Vec<(String, String)>,
     pub pty: bool,
@@ -161,7 +161,7 @@ impl Output {
         self.stdout.total() + self.stderr.total()
     }
 
-    async fn finish(self, timed_out: bool) -> ExecuteResult {
+    async fn finish(self, timed_out: bool, deadline: Option<Deadline>) -> ExecuteResult {
         ExecuteResult {
             stdout: self.stdout.finish().await,
             stderr: self.stderr.finish().await,
@@ -172,6 +172,7 @@ impl Output {
             },
             signal: self.signal,
             timed_out,
+            deadline,
         }
     }
 }
@@ -222,7 +223,9 @@ pub async fn execute(
     ctx: &CallContext,
 ) -> Result<ExecuteResult, RequestError> {
     let script = script(&params)?;
-    let deadline = params.timeout.map(|t| Instant::now() + t);
+    let deadline = params
+        .deadline
+        .map(|d| Instant::now() + Duration::from_millis(d.ms));
     let channel = handle
         .channel_open_session()
         .await
@@ -308,14 +311,14 @@ pub async fn execute(
     match stopped {
         Some(Stop::Cancelled) => {
             // Flush and keep what was captured; the caller has gone.
-            out.finish(false).await;
+            out.finish(false, None).await;
             Err(RequestError::new(
                 ErrorKind::Cancelled,
                 "the call was cancelled; the command was stopped",
             ))
         }
-        Some(Stop::Timeout) => Ok(out.finish(true).await),
-        None => Ok(out.finish(false).await),
+        Some(Stop::Timeout) => Ok(out.finish(true, params.deadline).await),
+        None => Ok(out.finish(false, params.deadline).await),
     }
 }
 
@@ -371,7 +374,7 @@ mod tests {
         out.apply(data(b"34\nhello")).await;
         out.apply(data(b" world\n")).await;
         assert_eq!(out.pgid, Some(1234));
-        assert_eq!(out.finish(false).await.stdout.head, b"hello world\n");
+        assert_eq!(out.finish(false, None).await.stdout.head, b"hello world\n");
     }
 
     #[tokio::test]
@@ -379,7 +382,7 @@ mod tests {
         let mut out = output();
         out.apply(data(b"$$\nrest\n")).await;
         assert_eq!(out.pgid, None);
-        assert_eq!(out.finish(false).await.stdout.head, b"rest\n");
+        assert_eq!(out.finish(false, None).await.stdout.head, b"rest\n");
     }
 
     #[tokio::test]
@@ -400,7 +403,7 @@ mod tests {
         })
         .await;
         out.apply(ChannelMsg::ExitStatus { exit_status: 137 }).await;
-        let r = out.finish(false).await;
+        let r = out.finish(false, None).await;
         assert_eq!(r.signal.as_deref(), Some("KILL"));
         assert_eq!(r.exit_status, None);
     }
@@ -418,7 +421,7 @@ mod tests {
         let s = script(&ExecParams {
             command: "make".into(),
             stdin: None,
-            timeout: None,
+            deadline: None,
             cwd: Some("/srv".into()),
             env: vec![("A_1".into(), "x y".into())],
             pty: false,
