@@ -376,12 +376,17 @@ fn a_directory_tree_goes_up_and_comes_back_identical() {
     );
     assert_eq!(describe(&remote), describe(&local));
 
+    // A remote name that is not UTF-8 is reported, not mangled.
+    let bad = std::ffi::OsStr::from_bytes(b"remote-\xfe-name");
+    std::fs::write(remote.join(bad), "skipped").unwrap();
     let back = w.env.dir().join("back");
     let r = w.shim.call_tool(
         "download",
         json!({"session_id": id, "remote_path": remote, "local_path": back, "recursive": true}),
     );
-    assert_eq!(r.expect_ok()["files"], 2);
+    let v = r.expect_ok();
+    assert_eq!(v["files"], 2, "{v}");
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(describe(&back), describe(&local));
 
     // Without recursive, a directory is refused with advice.
