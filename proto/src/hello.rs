@@ -8,6 +8,10 @@
 //!
 //! `status` is 0 when the daemon accepts the connection and 1 when the
 //! versions differ, after which the daemon closes the connection.
+//!
+//! The daemon's `software` string is `NAME VERSION`, then facts a client of
+//! any version may need when the versions differ, each as `; key=value` or
+//! `; flag` ([`DaemonFacts`]): whether it may be stopped and replaced.
 
 use crate::ProtoError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -45,6 +49,43 @@ fn software_bytes(s: &str) -> &[u8] {
         end -= 1;
     }
     &s.as_bytes()[..end]
+}
+
+/// What a daemon says about itself in its hello, readable whatever its
+/// protocol version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DaemonFacts {
+    /// Open sessions; `None` from a daemon that does not say.
+    pub sessions: Option<u64>,
+    /// systemd handed the daemon its socket: clients must not replace it.
+    pub socket_activated: bool,
+}
+
+impl DaemonFacts {
+    /// `software` with these facts appended.
+    pub fn describe(&self, software: &str) -> String {
+        let mut out = software.to_owned();
+        if let Some(n) = self.sessions {
+            out.push_str(&format!("; sessions={n}"));
+        }
+        if self.socket_activated {
+            out.push_str("; socket-activated");
+        }
+        out
+    }
+
+    /// The facts in a daemon's software string; unknown ones are ignored.
+    pub fn parse(software: &str) -> Self {
+        let mut facts = DaemonFacts::default();
+        for part in software.split(';').skip(1).map(str::trim) {
+            match part.split_once('=') {
+                Some(("sessions", n)) => facts.sessions = n.trim().parse().ok(),
+                None if part == "socket-activated" => facts.socket_activated = true,
+                _ => {}
+            }
+        }
+        facts
+    }
 }
 
 async fn read_head<R: AsyncRead + Unpin>(r: &mut R) -> Result<u32, ProtoError> {

@@ -49,12 +49,12 @@ pub use client::{Client, ClientError};
 pub use codec::{decode, encode};
 pub use error::ProtoError;
 pub use frame::{read_frame, read_message, write_frame, write_message};
-pub use hello::{HELLO_MAGIC, Hello, HelloReply, HelloStatus};
+pub use hello::{DaemonFacts, HELLO_MAGIC, Hello, HelloReply, HelloStatus};
 pub use messages::*;
 
 /// Version of the framed protocol that follows the hello. Bump it on any
 /// incompatible change to a type in `messages`.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Hard cap on one frame's payload. Large enough for an `execute` result
 /// holding both capped output streams; small enough that a hostile length

@@ -101,12 +101,23 @@ impl Drop for Secret {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectRequest {
+    /// A host name, an address, or a `Host` alias from `~/.ssh/config`.
     pub hostname: String,
-    pub username: String,
-    pub port: u16,
+    /// From `~/.ssh/config` or the local user name when `None`.
+    pub username: Option<String>,
+    /// From `~/.ssh/config` or 22 when `None`.
+    pub port: Option<u16>,
     pub password: Option<Secret>,
     /// Absolute path of a private key file, as the client resolved it.
     pub private_key: Option<String>,
+    /// Passphrase of an encrypted `private_key`.
+    pub passphrase: Option<Secret>,
+    /// Jump hosts, `[user@]host[:port]`, comma-separated, first hop first
+    /// (overrides `ProxyJump` from `~/.ssh/config`).
+    pub jump: Option<String>,
+    /// The client's `SSH_AUTH_SOCK`: the daemon may have been started with
+    /// another environment (systemd).
+    pub agent_socket: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +128,12 @@ pub struct ConnectResult {
     /// True when the host was unknown and its key was just added to
     /// known_hosts.
     pub host_key_learned: bool,
+    /// Where the session went after `~/.ssh/config` was applied.
+    pub hostname: String,
+    pub username: String,
+    pub port: u16,
+    /// The method that logged in (`publickey`, `password`, …).
+    pub auth_method: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +154,7 @@ impl SessionState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub session_id: String,
+    /// The resolved host name or address.
     pub hostname: String,
     pub username: String,
     pub port: u16,
@@ -145,6 +163,16 @@ pub struct SessionInfo {
     pub connected_at_ms: u64,
     /// Milliseconds since the Unix epoch.
     pub last_used_at_ms: u64,
+    /// The name `connect` was given, when it differs from `hostname` (an
+    /// `~/.ssh/config` alias).
+    pub alias: Option<String>,
+    /// Jump hosts the session goes through, as given.
+    pub jump: Option<String>,
+    pub commands_run: u64,
+    /// Bytes uploaded and downloaded.
+    pub bytes_moved: u64,
+    /// Why the session is disconnected, or the last failed call's error.
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,6 +227,8 @@ pub struct ExecuteResult {
     /// The deadline that applied to the command, if any (whether or not it
     /// fired: see `timed_out`).
     pub deadline: Option<Deadline>,
+    /// The session's connection had dropped and was re-established first.
+    pub reconnected: bool,
 }
 
 /// A command's deadline and who set it.
@@ -247,6 +277,8 @@ pub struct TransferResult {
     /// Entries not copied, with why (names that are not UTF-8, special
     /// files).
     pub skipped: Vec<String>,
+    /// The session's connection had dropped and was re-established first.
+    pub reconnected: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,6 +290,9 @@ pub struct DaemonStatus {
     pub socket: String,
     pub log_path: String,
     pub sessions: Vec<SessionInfo>,
+    /// The daemon serves a socket systemd passed in (socket activation);
+    /// clients must not start a second daemon.
+    pub socket_activated: bool,
 }
 
 /// What kind of failure, so clients can phrase advice without parsing text.

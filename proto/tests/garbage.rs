@@ -200,6 +200,7 @@ fn malformed_fields_are_decode_errors() {
             0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // stderr
             0x00, 0x00, 0x00, // exit_status, signal, timed_out
             0x00, // deadline
+            0x00, // reconnected
         ];
         if let Some(i) = bool_at {
             v[i] = 0x02;
@@ -208,8 +209,8 @@ fn malformed_fields_are_decode_errors() {
     };
     // The same with good bools decodes, so it is each bool that fails.
     assert!(decode::<ServerMessage>(&execute_result(None)).is_ok());
-    // stdout.spill_truncated, stderr.spill_truncated, timed_out.
-    for i in [7, 13, 16] {
+    // stdout.spill_truncated, stderr.spill_truncated, timed_out, reconnected.
+    for i in [7, 13, 16, 18] {
         assert!(
             matches!(
                 decode::<ServerMessage>(&execute_result(Some(i))),
@@ -218,11 +219,54 @@ fn malformed_fields_are_decode_errors() {
             "bool at {i}"
         );
     }
+    // ExecuteResult as protocol version 2 laid it out (no reconnected
+    // flag): not a version 3 result.
+    let v2 = &execute_result(None)[..18];
+    assert!(matches!(
+        decode::<ServerMessage>(v2),
+        Err(ProtoError::Decode(_))
+    ));
     // ExecuteResult as protocol version 1 laid it out (bare byte strings and
-    // two truncation flags): not a version 2 result.
+    // two truncation flags): not a version 3 result.
     let v1 = [0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00];
     assert!(matches!(
         decode::<ServerMessage>(&v1),
+        Err(ProtoError::Decode(_))
+    ));
+
+    // A ConnectRequest with every optional field `None`; `tag_at` is where
+    // an Option tag is set to 2.
+    let connect_request = |tag_at: Option<usize>| {
+        let mut v = vec![
+            0x01, 0x00, // id 1, Connect
+            0x01, b'h', // hostname "h"
+            0x00, 0x00, // username, port
+            0x00, 0x00, 0x00, // password, private_key, passphrase
+            0x00, 0x00, // jump, agent_socket
+            0x00, // progress
+        ];
+        if let Some(i) = tag_at {
+            v[i] = 0x02;
+        }
+        v
+    };
+    assert!(decode::<ClientMessage>(&connect_request(None)).is_ok());
+    for i in 4..=10 {
+        assert!(
+            matches!(
+                decode::<ClientMessage>(&connect_request(Some(i))),
+                Err(ProtoError::Decode(_))
+            ),
+            "option tag at {i}"
+        );
+    }
+    // ConnectRequest as protocol version 2 laid it out (a bare username and
+    // port, no passphrase, jump or agent socket): not a version 3 request.
+    // id 1 | Connect | "h" | "u" | port 22 | password None | private_key
+    // None | progress
+    let v2 = [0x01, 0x00, 0x01, b'h', 0x01, b'u', 0x16, 0x00, 0x00, 0x00];
+    assert!(matches!(
+        decode::<ClientMessage>(&v2),
         Err(ProtoError::Decode(_))
     ));
 }

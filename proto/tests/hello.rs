@@ -228,3 +228,24 @@ async fn a_newer_peer_is_still_readable() {
         .unwrap();
     assert_eq!(got, future);
 }
+
+#[test]
+fn daemon_facts_round_trip_through_the_software_string() {
+    use sshmcp_proto::DaemonFacts;
+    let facts = DaemonFacts {
+        sessions: Some(3),
+        socket_activated: true,
+    };
+    let software = facts.describe("sshmcpd 1.2.3");
+    assert_eq!(software, "sshmcpd 1.2.3; sessions=3; socket-activated");
+    assert_eq!(DaemonFacts::parse(&software), facts);
+    // Old daemons say nothing; unknown facts are ignored.
+    assert_eq!(DaemonFacts::parse("sshmcpd 0.1.0"), DaemonFacts::default());
+    assert_eq!(
+        DaemonFacts::parse("sshmcpd 9; colour=blue; sessions=0"),
+        DaemonFacts {
+            sessions: Some(0),
+            socket_activated: false
+        }
+    );
+}

@@ -195,6 +195,7 @@ fn largest_result(stdout: StreamOutput, stderr: StreamOutput) -> ServerMessage {
                 ms: u64::MAX,
                 source: sshmcp_proto::DeadlineSource::ConfigMax,
             }),
+            reconnected: true,
         }),
     }
 }

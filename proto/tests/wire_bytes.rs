@@ -47,10 +47,10 @@ fn assert_server_bytes(msg: ServerMessage, pinned: &str) {
 
 #[test]
 fn pins_are_for_this_protocol_version() {
-    // The bytes below are protocol version 2's. A bump re-pins them (and
+    // The bytes below are protocol version 3's. A bump re-pins them (and
     // updates this number); changing them without a bump is the wire break
     // this file exists to catch.
-    assert_eq!(PROTOCOL_VERSION, 2);
+    assert_eq!(PROTOCOL_VERSION, 3);
 }
 
 #[test]
@@ -121,6 +121,64 @@ fn pinned_execute_with_every_field_set() {
 }
 
 #[test]
+fn pinned_connect_with_every_field_set() {
+    // A change here is a wire break that must bump PROTOCOL_VERSION.
+    assert_client_bytes(
+        ClientMessage {
+            id: 2,
+            request: Request::Connect(ConnectRequest {
+                hostname: "build".into(),
+                username: Some("deploy".into()),
+                port: Some(2222),
+                password: Some(Secret::new("pw".into())),
+                private_key: Some("/k".into()),
+                passphrase: Some(Secret::new("pp".into())),
+                jump: Some("admin@bastion:2222,10.0.0.5".into()),
+                agent_socket: Some("/a".into()),
+            }),
+            progress: false,
+        },
+        "02                 # id
+         00                 # Connect
+         05 6275696c64      # hostname \"build\"
+         01 06 6465706c6f79 # username Some(\"deploy\")
+         01 fb ae08         # port Some(2222) (fb + u16)
+         01 02 7077         # password Some(\"pw\"): a Secret is its string
+         01 02 2f6b         # private_key Some(\"/k\")
+         01 02 7070         # passphrase Some(\"pp\")
+         01 1b              # jump Some(27 bytes:
+            61646d696e4062617374696f6e3a323232322c31302e302e302e35
+                            #   \"admin@bastion:2222,10.0.0.5\")
+         01 02 2f61         # agent_socket Some(\"/a\")
+         00                 # progress",
+    );
+}
+
+#[test]
+fn pinned_connect_from_ssh_config() {
+    // A change here is a wire break that must bump PROTOCOL_VERSION.
+    assert_client_bytes(
+        ClientMessage {
+            id: 2,
+            request: Request::Connect(ConnectRequest {
+                hostname: "build".into(),
+                username: None,
+                port: None,
+                password: None,
+                private_key: None,
+                passphrase: None,
+                jump: None,
+                agent_socket: None,
+            }),
+            progress: false,
+        },
+        // id | Connect | hostname "build" | username, port, password,
+        // private_key, passphrase, jump, agent_socket: all None | progress
+        "02 00 05 6275696c64 00 00 00 00 00 00 00 00",
+    );
+}
+
+#[test]
 fn pinned_cancel() {
     // A change here is a wire break that must bump PROTOCOL_VERSION.
     assert_client_bytes(
@@ -151,16 +209,39 @@ fn pinned_every_request_variant() {
                 id: 2,
                 request: Request::Connect(ConnectRequest {
                     hostname: "h".into(),
-                    username: "u".into(),
-                    port: 22,
+                    username: Some("u".into()),
+                    port: Some(22),
                     password: Some(Secret::new("pw".into())),
                     private_key: Some("/k".into()),
+                    passphrase: None,
+                    jump: Some("j".into()),
+                    agent_socket: None,
                 }),
                 progress: false,
             },
-            // id | Connect | "h" | "u" | port 22 | Some("pw") | Some("/k") |
+            // id | Connect | "h" | Some("u") | Some(22) | Some("pw") |
+            // Some("/k") | passphrase None | Some("j") | agent_socket None |
             // progress
-            "02 00 0168 0175 16 01027077 01022f6b 00",
+            "02 00 0168 010175 0116 01027077 01022f6b 00 01016a 00 00",
+        ),
+        (
+            ClientMessage {
+                id: 2,
+                request: Request::Connect(ConnectRequest {
+                    hostname: "h".into(),
+                    username: None,
+                    port: None,
+                    password: None,
+                    private_key: Some("/k".into()),
+                    passphrase: Some(Secret::new("pp".into())),
+                    jump: None,
+                    agent_socket: Some("/a".into()),
+                }),
+                progress: false,
+            },
+            // The Options set and unset are the other way round from the
+            // case above, so any two of them swapping places shows.
+            "02 00 0168 00 00 00 01022f6b 01027070 00 01022f61 00",
         ),
         (
             ClientMessage {
@@ -346,6 +427,7 @@ fn pinned_execute_result_with_truncated_streams() {
                     ms: 1_000,
                     source: DeadlineSource::Request,
                 }),
+                reconnected: false,
             }),
         },
         "0c 03                # id 12 | Executed
@@ -364,7 +446,8 @@ fn pinned_execute_result_with_truncated_streams() {
          00                   # exit_status None
          01 04 4b494c4c       # signal Some(\"KILL\")
          01                   # timed_out
-         01 fbe803 00         # deadline Some(1000 ms, Request)",
+         01 fbe803 00         # deadline Some(1000 ms, Request)
+         00                   # reconnected",
     );
     // An empty stream is six zero bytes: two empty byte strings, two zero
     // counters, no spill file, not truncated.
@@ -385,6 +468,11 @@ fn pinned_every_response_variant() {
         state,
         connected_at_ms: 1_700_000_000_000,
         last_used_at_ms: 1_700_000_060_000,
+        alias: None,
+        jump: None,
+        commands_run: 0,
+        bytes_moved: 0,
+        last_error: None,
     };
     let whole = |bytes: &[u8]| StreamOutput {
         head: bytes.to_vec(),
@@ -402,9 +490,31 @@ fn pinned_every_response_variant() {
                     session_id: "s1".into(),
                     host_key_fingerprint: "SHA256:x".into(),
                     host_key_learned: true,
+                    hostname: "h".into(),
+                    username: "u".into(),
+                    port: 22,
+                    auth_method: "publickey".into(),
                 }),
             },
-            "01 00 027331 085348413235363a78 01",
+            // id | Connected | session_id | fingerprint | learned |
+            // hostname | username | port | auth_method
+            "01 00 027331 085348413235363a78 01 0168 0175 16 097075626c69636b6579",
+        ),
+        (
+            ServerMessage {
+                id: 1,
+                response: Response::Connected(ConnectResult {
+                    session_id: "s1".into(),
+                    host_key_fingerprint: "SHA256:x".into(),
+                    host_key_learned: false,
+                    hostname: "h".into(),
+                    username: "u".into(),
+                    port: 2222,
+                    auth_method: "password".into(),
+                }),
+            },
+            // port 2222 (fb + u16)
+            "01 00 027331 085348413235363a78 00 0168 0175 fbae08 0870617373776f7264",
         ),
         (
             ServerMessage {
@@ -419,16 +529,29 @@ fn pinned_every_response_variant() {
             ServerMessage {
                 id: 3,
                 response: Response::Sessions(vec![
-                    info("s1", SessionState::Connected),
-                    info("s2", SessionState::Disconnected),
+                    SessionInfo {
+                        alias: Some("a".into()),
+                        jump: Some("j".into()),
+                        commands_run: 3,
+                        bytes_moved: 70_000,
+                        ..info("s1", SessionState::Connected)
+                    },
+                    SessionInfo {
+                        commands_run: 300,
+                        last_error: Some("e".into()),
+                        ..info("s2", SessionState::Disconnected)
+                    },
                 ]),
             },
             // id | Sessions | 2 entries, each:
             //   session_id | hostname | username | port | state |
-            //   connected_at_ms (fd + u64) | last_used_at_ms (fd + u64)
+            //   connected_at_ms (fd + u64) | last_used_at_ms (fd + u64) |
+            //   alias | jump | commands_run | bytes_moved | last_error
             "03 02 02
              027331 0168 0175 16 00 fd0068e5cf8b010000 fd6052e6cf8b010000
-             027332 0168 0175 16 01 fd0068e5cf8b010000 fd6052e6cf8b010000",
+                    010161 01016a 03 fc70110100 00
+             027332 0168 0175 16 01 fd0068e5cf8b010000 fd6052e6cf8b010000
+                    00 00 fb2c01 00 010165",
         ),
         (
             ServerMessage {
@@ -440,17 +563,19 @@ fn pinned_every_response_variant() {
                     signal: None,
                     timed_out: false,
                     deadline: None,
+                    reconnected: true,
                 }),
             },
             // id | Executed |
             // stdout: head | tail | total_bytes | omitted | spill_path | spill_truncated
             // stderr: the same, all empty |
-            // exit Some(2) | signal None | timed_out
+            // exit Some(2) | signal None | timed_out |
+            // deadline None | reconnected
             "04 03
              036f6b0a 00 03 00 00 00
              00 00 00 00 00 00
              0102 00 00
-             00",
+             00 01",
         ),
         (
             ServerMessage {
@@ -465,6 +590,7 @@ fn pinned_every_response_variant() {
                         ms: 5,
                         source: DeadlineSource::ConfigMax,
                     }),
+                    reconnected: false,
                 }),
             },
             // The streams and flags differ from the case above in a way
@@ -473,7 +599,7 @@ fn pinned_every_response_variant() {
              00 00 00 00 00 00
              0165 00 01 00 00 00
              00 01044b494c4c 01
-             01 05 02",
+             01 05 02 00",
         ),
         (
             ServerMessage {
@@ -486,11 +612,12 @@ fn pinned_every_response_variant() {
                     notes: vec!["n".into()],
                     files: 1,
                     skipped: vec![],
+                    reconnected: false,
                 }),
             },
             // id | Transferred | local | remote | bytes (fc + u32) | replaced |
-            // notes | files | skipped
-            "06 04 022f6c 022f72 fc70110100 01 01016e 01 00",
+            // notes | files | skipped | reconnected
+            "06 04 022f6c 022f72 fc70110100 01 01016e 01 00 00",
         ),
         (
             ServerMessage {
@@ -503,10 +630,11 @@ fn pinned_every_response_variant() {
                     notes: vec![],
                     files: 300,
                     skipped: vec!["x".into()],
+                    reconnected: true,
                 }),
             },
-            // A tree: files 300 (fb + u16) | skipped ["x"]
-            "06 04 022f6c 022f72 00 00 00 fb2c01 010178",
+            // A tree: files 300 (fb + u16) | skipped ["x"] | reconnected
+            "06 04 022f6c 022f72 00 00 00 fb2c01 010178 01",
         ),
         (
             ServerMessage {
@@ -514,16 +642,37 @@ fn pinned_every_response_variant() {
                 response: Response::Status(DaemonStatus {
                     pid: 4242,
                     version: "0.1.0".into(),
-                    proto_version: 2,
+                    proto_version: 3,
                     uptime_s: 60,
                     socket: "/s".into(),
                     log_path: "/g".into(),
                     sessions: vec![],
+                    socket_activated: true,
                 }),
             },
             // id | Status | pid | version | proto_version | uptime_s |
-            // socket | log_path | sessions
-            "07 05 fb9210 05302e312e30 02 3c 022f73 022f67 00",
+            // socket | log_path | sessions | socket_activated
+            "07 05 fb9210 05302e312e30 03 3c 022f73 022f67 00 01",
+        ),
+        (
+            ServerMessage {
+                id: 7,
+                response: Response::Status(DaemonStatus {
+                    pid: 4242,
+                    version: "0.1.0".into(),
+                    proto_version: 3,
+                    uptime_s: 60,
+                    socket: "/s".into(),
+                    log_path: "/g".into(),
+                    sessions: vec![info("s1", SessionState::Connected)],
+                    socket_activated: false,
+                }),
+            },
+            // One session, then socket_activated false.
+            "07 05 fb9210 05302e312e30 03 3c 022f73 022f67
+             01 027331 0168 0175 16 00 fd0068e5cf8b010000 fd6052e6cf8b010000
+                00 00 00 00 00
+             00",
         ),
         (
             ServerMessage {

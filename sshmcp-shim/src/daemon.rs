@@ -7,7 +7,9 @@
 //! serialised across shims by `flock` on the rendezvous lock file, so several
 //! MCP clients starting at once end up sharing one daemon.
 
-use sshmcp_proto::{Client, ClientError, Progress, ProtoError, Request, Response, rendezvous};
+use sshmcp_proto::{
+    Client, ClientError, DaemonFacts, Progress, ProtoError, Request, Response, rendezvous,
+};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -72,6 +74,53 @@ pub struct Daemon {
     /// Held while connecting, so concurrent first calls share one connection
     /// (and one auto-start) instead of racing.
     link: Mutex<Option<Link>>,
+}
+
+/// How a handshake went.
+enum Handshake {
+    Open(Link),
+    /// The daemon speaks another protocol version.
+    Skew(Skew),
+}
+
+/// A daemon of another protocol version, as its hello described it.
+struct Skew {
+    theirs: u32,
+    software: String,
+    facts: DaemonFacts,
+    /// Its pid, from the socket's peer credentials.
+    pid: Option<u32>,
+}
+
+impl Skew {
+    /// What the human should do about a daemon this shim must not replace.
+    fn advice(&self, socket: &Path) -> DaemonError {
+        let what = format!(
+            "sshmcpd at {} speaks protocol {} ({}) but this shim speaks {}",
+            socket.display(),
+            self.theirs,
+            self.software,
+            sshmcp_proto::PROTOCOL_VERSION
+        );
+        let todo = if self.facts.socket_activated {
+            "systemd manages it: run `systemctl --user restart sshmcpd` after installing the \
+             same version of sshmcp-shim and sshmcpd"
+                .to_owned()
+        } else {
+            let lost = match self.facts.sessions {
+                Some(n) => format!("its {n} sessions will be lost"),
+                None => "its sessions will be lost".to_owned(),
+            };
+            format!(
+                "run `sshmcpd stop` with the sshmcpd that started it{} ({lost}), then retry; \
+                 install the same version of sshmcp-shim and sshmcpd",
+                self.pid
+                    .map(|p| format!(" or `kill {p}`"))
+                    .unwrap_or_default()
+            )
+        };
+        DaemonError::new(format!("{what}: {todo}."))
+    }
 }
 
 /// An open, handshaken connection.
@@ -172,10 +221,58 @@ impl Daemon {
         }
         *link = None;
         let stream = self.connect_or_start().await?;
-        let opened = self.handshake(stream).await?;
+        let opened = match self.handshake(stream).await? {
+            Handshake::Open(link) => link,
+            Handshake::Skew(skew) => {
+                // A daemon of another version with nothing to lose is
+                // replaced; anything else is the human's call.
+                self.replace(&skew).await?;
+                let stream = self.connect_or_start().await?;
+                match self.handshake(stream).await? {
+                    Handshake::Open(link) => link,
+                    Handshake::Skew(again) => return Err(again.advice(&self.socket)),
+                }
+            }
+        };
         let client = opened.client.clone();
         *link = Some(opened);
         Ok(client)
+    }
+
+    /// Stops an idle daemon of another protocol version so this shim can
+    /// start its own.
+    ///
+    /// # Errors
+    /// When the daemon must not be replaced (it has sessions, or systemd
+    /// manages it), or does not go away.
+    async fn replace(&self, skew: &Skew) -> Result<(), DaemonError> {
+        let (Some(0), false, Some(pid)) =
+            (skew.facts.sessions, skew.facts.socket_activated, skew.pid)
+        else {
+            return Err(skew.advice(&self.socket));
+        };
+        tracing::warn!(
+            pid,
+            daemon = %skew.software,
+            "stopping an idle sshmcpd of protocol {} to start this version's", skew.theirs
+        );
+        // SAFETY: kill has no memory preconditions; the pid is the peer the
+        // kernel reported for the daemon's socket, which runs as this user.
+        if unsafe { libc::kill(pid as i32, libc::SIGTERM) } != 0 {
+            return Err(skew.advice(&self.socket));
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            match UnixStream::connect(&self.socket).await {
+                Err(e) if no_daemon(&e) => return Ok(()),
+                _ => tokio::time::sleep(POLL_INTERVAL).await,
+            }
+        }
+        Err(DaemonError::new(format!(
+            "asked the idle sshmcpd of another version (pid {pid}) at {} to stop, but it is \
+             still answering; stop it by hand (`kill {pid}`) and retry.",
+            self.socket.display()
+        )))
     }
 
     /// Drops `client` as the cached connection, unless a newer one already
@@ -205,22 +302,27 @@ impl Daemon {
         }
     }
 
-    async fn handshake(&self, stream: UnixStream) -> Result<Link, DaemonError> {
+    async fn handshake(&self, stream: UnixStream) -> Result<Handshake, DaemonError> {
+        let pid = stream
+            .peer_cred()
+            .ok()
+            .and_then(|c| c.pid())
+            .and_then(|p| u32::try_from(p).ok());
         let handshake =
             tokio::time::timeout(HANDSHAKE_TIMEOUT, Client::handshake(stream, SOFTWARE));
         let client = match handshake.await {
             Ok(Ok(client)) => client,
             Ok(Err(ClientError::Proto(ProtoError::VersionMismatch {
-                ours,
                 theirs,
                 peer_software,
+                ..
             }))) => {
-                return Err(DaemonError::new(format!(
-                    "sshmcpd at {} speaks protocol {theirs} (software {peer_software}) but this \
-                     shim speaks {ours}: run `sshmcpd stop` (its sessions will be lost) and retry; \
-                     install the same version of sshmcp-shim and sshmcpd.",
-                    self.socket.display()
-                )));
+                return Ok(Handshake::Skew(Skew {
+                    theirs,
+                    facts: DaemonFacts::parse(&peer_software),
+                    software: peer_software,
+                    pid,
+                }));
             }
             Ok(Err(ClientError::Proto(ProtoError::BadMagic))) => {
                 return Err(DaemonError::new(format!(
@@ -248,9 +350,9 @@ impl Daemon {
             }
         };
         tracing::debug!(daemon = client.daemon_software(), "connected to sshmcpd");
-        Ok(Link {
+        Ok(Handshake::Open(Link {
             client: Arc::new(client),
-        })
+        }))
     }
 
     /// Starts `sshmcpd serve` and returns a connection to it, or to a daemon

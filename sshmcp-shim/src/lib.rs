@@ -25,6 +25,17 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
+/// `RUST_LOG` (default `warn`), except that rmcp's request logging stays at
+/// info whatever `RUST_LOG` says: at debug it prints every tool call's
+/// arguments, passwords included.
+fn log_filter() -> EnvFilter {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    match "rmcp::service=info".parse() {
+        Ok(quiet) => filter.add_directive(quiet),
+        Err(_) => filter,
+    }
+}
+
 const USAGE: &str = "\
 usage: sshmcp-shim [--version | --help]
 
@@ -70,9 +81,7 @@ fn serve() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
+        .with_env_filter(log_filter())
         .init();
     // One client, a handful of calls at a time: one thread is plenty.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -25,19 +25,25 @@ use std::time::{Duration, SystemTime};
 pub const SERVER_INSTRUCTIONS: &str = "\
 sshmcp runs commands and copies files on remote machines over SSH. Sessions are held by a \
 per-user daemon and survive MCP client restarts, so call list_sessions first to reuse a \
-connected session; otherwise call connect (hostname, username, and a password or a \
-private_key path) to get a session_id. Then execute runs a shell command (a fresh shell \
-each call: chain dependent steps with &&), upload and download copy one file each over \
-SFTP, and disconnect closes the session when you are done with the machine.";
+connected session; otherwise call connect (a hostname or ~/.ssh/config alias; the user's \
+ssh-agent, keys and config apply as for `ssh`, or give username, password or private_key) \
+to get a session_id. Then execute runs a shell command (a fresh shell each call: chain \
+dependent steps with &&, pass timeout for anything that may not end), upload and download \
+copy files or trees over SFTP, and disconnect closes the session when you are done.";
 
 pub const CONNECT_DESCRIPTION: &str = "\
 Open an SSH session to a remote machine and return its session_id, which execute, upload, \
-download and disconnect take. Authenticate with a password or with a private key file on \
-the machine running this server (give at least one). The server's host key is checked \
-against OpenSSH's known_hosts files: an unknown host is trusted and its key recorded \
-(host_key_learned is true, show host_key_fingerprint to the user if in doubt); a host whose \
-key differs from the recorded one is refused. Sessions persist across MCP client restarts: \
-call list_sessions to find an existing session to the same host before opening another.";
+download and disconnect take. hostname may be a Host alias from ~/.ssh/config, whose \
+HostName, User, Port, IdentityFile and ProxyJump apply; arguments given here win. Log in \
+with a password (also answered to a keyboard-interactive password prompt), or a private key \
+file on the machine running this server (with its passphrase if it is encrypted); give \
+neither to use the user's ssh-agent and default keys, as ssh does. jump reaches the host \
+through jump hosts, like ssh -J. The server's host key is checked against OpenSSH's \
+known_hosts files: an unknown host is trusted and its key recorded (host_key_learned is \
+true, show host_key_fingerprint to the user if in doubt); a host whose key differs from the \
+recorded one is refused. A failed login lists the methods tried and those the server \
+offers. Sessions persist across MCP client restarts: call list_sessions to find an existing \
+session to the same host before opening another.";
 
 pub const DISCONNECT_DESCRIPTION: &str = "\
 Close a session opened with connect. Its session_id stops working, and calls still running \
@@ -201,47 +207,77 @@ impl LocalPaths {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectArgs {
-    /// Host name or IP address of the SSH server.
+    /// Host name or IP address of the SSH server, or a Host alias from
+    /// ~/.ssh/config.
     pub hostname: String,
-    /// User to log in as.
-    pub username: String,
-    /// Password for the login. Give this, private_key, or both.
+    /// User to log in as. Default: User from ~/.ssh/config, else the local
+    /// user name.
+    pub username: Option<String>,
+    /// Password for the login. Leave out password and private_key to use
+    /// ssh-agent and the default keys.
     pub password: Option<String>,
     /// Path of a private key file on the machine running this server, such as
     /// ~/.ssh/id_ed25519 (a leading ~ is your home directory; a relative path
     /// is relative to this server's working directory). A path, not the key
     /// itself.
     pub private_key: Option<String>,
-    /// SSH port of the server. Default 22.
+    /// Passphrase of an encrypted private_key (or of an encrypted default
+    /// key when private_key is left out).
+    pub passphrase: Option<String>,
+    /// SSH port of the server. Default: Port from ~/.ssh/config, else 22.
     #[schemars(range(min = 1, max = 65535), extend("default" = DEFAULT_PORT))]
     pub port: Option<i64>,
+    /// Jump hosts to go through, [user@]host[:port], comma-separated, first
+    /// hop first (as ssh -J). Overrides ProxyJump from ~/.ssh/config; "none"
+    /// connects directly.
+    pub jump: Option<String>,
 }
 
 pub const DEFAULT_PORT: u16 = 22;
 
 impl ConnectArgs {
+    /// The request, carrying this process's `SSH_AUTH_SOCK`: the daemon may
+    /// have been started elsewhere (systemd) without one, or with another.
+    ///
     /// # Errors
-    /// When no credential is given, the port is out of range, or the key path
-    /// cannot be resolved.
+    /// As [`ConnectArgs::into_request_with_agent`].
     pub fn into_request(self, paths: &LocalPaths) -> Result<ConnectRequest, ToolError> {
-        if self.password.is_none() && self.private_key.is_none() {
-            return Err(ToolError::new(format!(
-                "connect needs a password or a private_key: give the password of {}@{}, or the \
-                 path of a private key file such as ~/.ssh/id_ed25519",
-                self.username, self.hostname
-            )));
+        let agent = std::env::var("SSH_AUTH_SOCK")
+            .ok()
+            .filter(|s| !s.is_empty());
+        self.into_request_with_agent(paths, agent)
+    }
+
+    /// The request, with `agent_socket` as the ssh-agent to use; a
+    /// relative socket path resolves like a local path.
+    ///
+    /// # Errors
+    /// When the hostname is empty, the port is out of range, or a path
+    /// cannot be resolved.
+    pub fn into_request_with_agent(
+        self,
+        paths: &LocalPaths,
+        agent_socket: Option<String>,
+    ) -> Result<ConnectRequest, ToolError> {
+        if self.hostname.trim().is_empty() {
+            return Err(ToolError::new(
+                "hostname is empty: give a host name, an address or a Host alias from \
+                 ~/.ssh/config",
+            ));
         }
         let port = match self.port {
-            None => DEFAULT_PORT,
-            Some(port) => u16::try_from(port)
-                .ok()
-                .filter(|port| *port != 0)
-                .ok_or_else(|| {
-                    ToolError::new(format!(
-                        "port must be between 1 and 65535, not {port}; leave it out for the SSH \
-                         default, {DEFAULT_PORT}"
-                    ))
-                })?,
+            None => None,
+            Some(port) => Some(
+                u16::try_from(port)
+                    .ok()
+                    .filter(|port| *port != 0)
+                    .ok_or_else(|| {
+                        ToolError::new(format!(
+                            "port must be between 1 and 65535, not {port}; leave it out for the \
+                             SSH default, {DEFAULT_PORT}"
+                        ))
+                    })?,
+            ),
         };
         let private_key = match self.private_key {
             Some(key) if key.contains("-----BEGIN") || key.contains('\n') => {
@@ -253,12 +289,19 @@ impl ConnectArgs {
             Some(key) => Some(paths.resolve("private_key", &key)?),
             None => None,
         };
+        let agent_socket = match agent_socket {
+            Some(socket) => Some(paths.resolve("SSH_AUTH_SOCK", &socket)?),
+            None => None,
+        };
         Ok(ConnectRequest {
             hostname: self.hostname,
-            username: self.username,
+            username: self.username.filter(|u| !u.trim().is_empty()),
             port,
             password: self.password.map(Secret::new),
             private_key,
+            passphrase: self.passphrase.map(Secret::new),
+            jump: self.jump.filter(|j| !j.trim().is_empty()),
+            agent_socket,
         })
     }
 }
@@ -272,6 +315,10 @@ pub struct ConnectOutput {
     /// True when the host was unknown and its key was just added to
     /// known_hosts.
     pub host_key_learned: bool,
+    /// Where the session went: `user@host:port` after defaults were applied.
+    pub target: String,
+    /// The login method that succeeded.
+    pub auth_method: String,
 }
 
 impl From<ConnectResult> for ConnectOutput {
@@ -280,6 +327,8 @@ impl From<ConnectResult> for ConnectOutput {
             session_id: r.session_id,
             host_key_fingerprint: r.host_key_fingerprint,
             host_key_learned: r.host_key_learned,
+            target: format!("{}@{}:{}", r.username, r.hostname, r.port),
+            auth_method: r.auth_method,
         }
     }
 }
@@ -331,6 +380,16 @@ pub struct SessionEntry {
     pub connected_at: String,
     /// When the session was last used (RFC 3339, UTC).
     pub last_used_at: String,
+    /// The name given to connect, when it was an ~/.ssh/config alias.
+    pub alias: Option<String>,
+    /// Jump hosts the session goes through.
+    pub jump: Option<String>,
+    /// Commands run on the session.
+    pub commands_run: u64,
+    /// Bytes uploaded and downloaded on the session.
+    pub bytes_moved: u64,
+    /// Why the session is disconnected, or the last failed call's error.
+    pub last_error: Option<String>,
 }
 
 impl From<SessionInfo> for SessionEntry {
@@ -343,6 +402,11 @@ impl From<SessionInfo> for SessionEntry {
             hostname: s.hostname,
             username: s.username,
             port: s.port,
+            alias: s.alias,
+            jump: s.jump,
+            commands_run: s.commands_run,
+            bytes_moved: s.bytes_moved,
+            last_error: s.last_error,
         }
     }
 }
@@ -483,6 +547,9 @@ pub struct ExecuteOutput {
     pub stdout_file: Option<String>,
     /// The same for stderr.
     pub stderr_file: Option<String>,
+    /// True when the session's connection had dropped and was re-opened
+    /// before the command ran.
+    pub reconnected: bool,
 }
 
 impl From<ExecuteResult> for ExecuteOutput {
@@ -518,6 +585,7 @@ impl From<ExecuteResult> for ExecuteOutput {
             stderr_bytes,
             stdout_file,
             stderr_file,
+            reconnected: r.reconnected,
         }
     }
 }
@@ -684,6 +752,9 @@ pub struct TransferOutput {
     pub files: u64,
     /// Entries of a tree that were not copied, and why.
     pub skipped: Vec<String>,
+    /// True when the session's connection had dropped and was re-opened
+    /// first.
+    pub reconnected: bool,
 }
 
 /// Which way a transfer went, for its status message.
@@ -733,6 +804,7 @@ impl TransferOutput {
             remote_path: r.remote_path,
             files: r.files,
             skipped: r.skipped,
+            reconnected: r.reconnected,
         }
     }
 }
@@ -752,10 +824,12 @@ mod tests {
     fn connect_args() -> ConnectArgs {
         ConnectArgs {
             hostname: "example.net".into(),
-            username: "ada".into(),
+            username: Some("ada".into()),
             password: None,
             private_key: Some("~/.ssh/id_ed25519".into()),
+            passphrase: None,
             port: None,
+            jump: None,
         }
     }
 
@@ -807,7 +881,7 @@ mod tests {
     #[test]
     fn connect_defaults_port_and_resolves_key() {
         let request = connect_args().into_request(&paths()).unwrap();
-        assert_eq!(request.port, 22);
+        assert_eq!(request.port, None, "the daemon applies ssh config, then 22");
         assert_eq!(
             request.private_key.as_deref(),
             Some("/home/ada/.ssh/id_ed25519")
@@ -824,7 +898,7 @@ mod tests {
             ..connect_args()
         };
         let request = args.into_request(&paths()).unwrap();
-        assert_eq!(request.port, 2222);
+        assert_eq!(request.port, Some(2222));
         assert_eq!(
             request.password.as_ref().map(Secret::expose),
             Some("hunter2")
@@ -846,17 +920,52 @@ mod tests {
             port: Some(65535),
             ..connect_args()
         };
-        assert_eq!(args.into_request(&paths()).unwrap().port, 65535);
+        assert_eq!(args.into_request(&paths()).unwrap().port, Some(65535));
     }
 
     #[test]
-    fn connect_needs_a_credential() {
+    fn connect_without_credentials_leaves_the_choice_to_the_daemon() {
         let args = ConnectArgs {
+            username: None,
             private_key: None,
             ..connect_args()
         };
-        let e = args.into_request(&paths()).unwrap_err();
-        assert!(e.message().contains("password or a private_key"), "{e}");
+        let request = args
+            .into_request_with_agent(&paths(), Some("/run/user/1000/agent.sock".into()))
+            .unwrap();
+        assert_eq!(request.username, None, "from ssh config or the local user");
+        assert_eq!((request.password, request.private_key), (None, None));
+        assert_eq!(
+            request.agent_socket.as_deref(),
+            Some("/run/user/1000/agent.sock")
+        );
+        let request = connect_args()
+            .into_request_with_agent(&paths(), None)
+            .unwrap();
+        assert_eq!(request.agent_socket, None);
+    }
+
+    #[test]
+    fn connect_passes_passphrase_and_jump() {
+        let args = ConnectArgs {
+            passphrase: Some("s3cret".into()),
+            jump: Some("ops@bastion:2222,gw".into()),
+            ..connect_args()
+        };
+        let request = args.into_request_with_agent(&paths(), None).unwrap();
+        assert_eq!(
+            request.passphrase.as_ref().map(Secret::expose),
+            Some("s3cret")
+        );
+        assert_eq!(request.jump.as_deref(), Some("ops@bastion:2222,gw"));
+        assert!(!format!("{request:?}").contains("s3cret"));
+        let e = ConnectArgs {
+            hostname: " ".into(),
+            ..connect_args()
+        }
+        .into_request_with_agent(&paths(), None)
+        .unwrap_err();
+        assert!(e.message().contains("hostname is empty"), "{e}");
     }
 
     #[test]
@@ -1019,6 +1128,7 @@ mod tests {
                 ms: 1500,
                 source: DeadlineSource::ConfigMax,
             }),
+            reconnected: false,
         });
         assert_eq!(output.timeout_source.as_deref(), Some("max_timeout"));
         assert_eq!(output.timeout_seconds, Some(1.5));
@@ -1055,6 +1165,11 @@ mod tests {
             state: SessionState::Disconnected,
             connected_at_ms: 0,
             last_used_at_ms: 1_000,
+            alias: None,
+            jump: None,
+            commands_run: 0,
+            bytes_moved: 0,
+            last_error: None,
         });
         assert_eq!(entry.status, "disconnected");
         assert_eq!(entry.connected_at, "1970-01-01T00:00:00Z");
@@ -1073,6 +1188,7 @@ mod tests {
                 notes: vec!["the replace was not atomic".into()],
                 files: 1,
                 skipped: Vec::new(),
+                reconnected: false,
             },
         );
         assert_eq!(
@@ -1128,6 +1244,11 @@ mod tests {
             state: SessionState::Connected,
             connected_at_ms: 0,
             last_used_at_ms: 0,
+            alias: None,
+            jump: None,
+            commands_run: 0,
+            bytes_moved: 0,
+            last_error: None,
         };
         assert_eq!(
             DisconnectOutput::new("s1".into(), Some(&info)).status,

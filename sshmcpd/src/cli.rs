@@ -4,8 +4,8 @@
 use crate::config::Config;
 use crate::output::SpillDir;
 use crate::server::{self, Listener};
-use crate::sessions::ExecSettings;
 use crate::sessions::SessionManager;
+use crate::sessions::{ExecSettings, SessionLimits};
 use crate::ssh::TrustSettings;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -51,6 +51,22 @@ enum Command {
     },
     /// Ask the running daemon to shut down (its sessions are closed).
     Stop,
+    /// Close one session of the running daemon.
+    Disconnect {
+        /// The session id, as `status` shows it.
+        session_id: String,
+    },
+    /// Write the systemd user units (sshmcpd.socket, sshmcpd.service) for
+    /// this binary, and say how to enable them.
+    InstallService {
+        /// Also run `systemctl --user daemon-reload` and
+        /// `systemctl --user enable --now sshmcpd.socket`.
+        #[arg(long)]
+        enable: bool,
+        /// Where to write the units (default: ~/.config/systemd/user).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Parses arguments and runs the command.
@@ -60,6 +76,18 @@ pub fn main() -> ExitCode {
         .socket
         .clone()
         .unwrap_or_else(sshmcp_proto::rendezvous::socket_path);
+    // Before the runtime starts threads: taking the socket edits the
+    // environment.
+    let activated = match &cli.command {
+        Command::Serve => match Listener::take_systemd_socket() {
+            Ok(passed) => passed,
+            Err(e) => {
+                eprintln!("sshmcpd: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -69,9 +97,11 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve => serve(&socket).await.map(|()| ExitCode::SUCCESS),
+            Command::Serve => serve(&socket, activated).await.map(|()| ExitCode::SUCCESS),
             Command::Status { json } => status(&socket, json).await,
             Command::Stop => stop(&socket).await,
+            Command::Disconnect { session_id } => disconnect(&socket, session_id).await,
+            Command::InstallService { enable, dir } => install_service(enable, dir),
         }
     });
     match result {
@@ -104,7 +134,10 @@ fn init_logging(log_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(socket: &Path) -> anyhow::Result<()> {
+async fn serve(
+    socket: &Path,
+    activated: Option<std::os::unix::net::UnixListener>,
+) -> anyhow::Result<()> {
     // Everything the daemon creates (socket, lock, known_hosts, downloads'
     // temporary files) starts private to the user.
     // SAFETY: umask has no preconditions.
@@ -114,7 +147,13 @@ async fn serve(socket: &Path) -> anyhow::Result<()> {
     // Logged as well as returned: an auto-started daemon's stderr goes nowhere.
     let (config, config_file) = load_config().inspect_err(|e| tracing::error!("{e:#}"))?;
     let trust = trust_settings(&config, config_file);
-    let listener = Listener::bind(socket).inspect_err(|e| tracing::error!("{e:#}"))?;
+    let listener = match activated {
+        Some(passed) => {
+            tracing::info!("serving the socket systemd passed in");
+            Listener::from_systemd(passed).inspect_err(|e| tracing::error!("{e:#}"))?
+        }
+        None => Listener::bind(socket).inspect_err(|e| tracing::error!("{e:#}"))?,
+    };
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     tokio::spawn(async move {
@@ -132,7 +171,15 @@ async fn serve(socket: &Path) -> anyhow::Result<()> {
         }
         signals.cancel();
     });
-    let sessions = SessionManager::new(trust);
+    let sessions = SessionManager::new(
+        trust,
+        SessionLimits {
+            max_sessions: config.max_sessions.0,
+            channels_per_session: config.channels_per_session.0,
+            idle_timeout: (config.idle_timeout > 0)
+                .then(|| Duration::from_secs(config.idle_timeout)),
+        },
+    );
     let exec = ExecSettings {
         spill: SpillDir {
             dir: sshmcp_proto::rendezvous::state_dir().join("output"),
@@ -256,6 +303,57 @@ async fn stop(socket: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn disconnect(socket: &Path, session_id: String) -> anyhow::Result<ExitCode> {
+    let Some(client) = connect(socket).await? else {
+        println!("sshmcpd is not running (no daemon at {})", socket.display());
+        return Ok(ExitCode::from(EXIT_NOT_RUNNING));
+    };
+    match client.call(Request::Disconnect { session_id }).await? {
+        Response::Disconnected { session_id } => {
+            println!("disconnected session {session_id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Response::Error(e) => anyhow::bail!("{e}"),
+        other => anyhow::bail!("the daemon answered the disconnect with {other:?}"),
+    }
+}
+
+fn install_service(enable: bool, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let binary = std::env::current_exe().context("cannot find this sshmcpd binary's path")?;
+    let dir = match dir {
+        Some(dir) => dir,
+        None => crate::service::user_unit_dir()?,
+    };
+    for path in crate::service::install(&dir, &binary)? {
+        println!("wrote {}", path.display());
+    }
+    let steps: [&[&str]; 2] = [
+        &["--user", "daemon-reload"],
+        &["--user", "enable", "--now", crate::service::SOCKET_UNIT],
+    ];
+    if !enable {
+        println!(
+            "enable it with: systemctl --user daemon-reload && systemctl --user enable --now {}",
+            crate::service::SOCKET_UNIT
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for args in steps {
+        let status = std::process::Command::new("systemctl")
+            .args(args)
+            .status()
+            .context("cannot run systemctl")?;
+        if !status.success() {
+            anyhow::bail!("`systemctl {}` failed ({status})", args.join(" "));
+        }
+    }
+    println!(
+        "{} is enabled: the daemon starts on the first connection",
+        crate::service::SOCKET_UNIT
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// RFC 3339 in UTC, seconds precision.
 pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
@@ -270,6 +368,11 @@ fn session_json(s: &SessionInfo) -> serde_json::Value {
         "status": s.state.as_str(),
         "connected_at": rfc3339(s.connected_at_ms),
         "last_used_at": rfc3339(s.last_used_at_ms),
+        "alias": s.alias,
+        "jump": s.jump,
+        "commands_run": s.commands_run,
+        "bytes_moved": s.bytes_moved,
+        "last_error": s.last_error,
     })
 }
 
@@ -282,42 +385,74 @@ fn status_json(s: &DaemonStatus) -> serde_json::Value {
         "socket": s.socket,
         "log_path": s.log_path,
         "sessions": s.sessions.iter().map(session_json).collect::<Vec<_>>(),
+        "socket_activated": s.socket_activated,
     })
 }
 
 fn status_table(s: &DaemonStatus) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let uptime = humantime::format_duration(Duration::from_secs(s.uptime_s));
-    // Writing to a String cannot fail.
-    let _ = writeln!(
-        out,
-        "sshmcpd {} running (pid {}, protocol {})",
-        s.version, s.pid, s.proto_version
-    );
-    let _ = writeln!(out, "uptime:  {uptime}");
-    let _ = writeln!(out, "socket:  {}", s.socket);
-    let _ = writeln!(out, "log:     {}", s.log_path);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let ago = |ms: u64| {
+        let secs = now_ms.saturating_sub(ms) / 1000;
+        humantime::format_duration(Duration::from_secs(secs)).to_string()
+    };
+    let mut lines = vec![
+        format!(
+            "sshmcpd {} running (pid {}, protocol {}{})",
+            s.version,
+            s.pid,
+            s.proto_version,
+            if s.socket_activated {
+                ", started by systemd socket activation"
+            } else {
+                ""
+            }
+        ),
+        format!(
+            "uptime:  {}",
+            humantime::format_duration(Duration::from_secs(s.uptime_s))
+        ),
+        format!("socket:  {}", s.socket),
+        format!("log:     {}", s.log_path),
+    ];
     if s.sessions.is_empty() {
-        let _ = writeln!(out, "sessions: none");
-        return out;
+        lines.push("sessions: none".to_owned());
+        return lines.join("\n") + "\n";
     }
-    let _ = writeln!(out, "sessions: {}", s.sessions.len());
-    let rows: Vec<[String; 5]> = s
+    lines.push(format!("sessions: {}", s.sessions.len()));
+    let header = [
+        "ID",
+        "TARGET",
+        "STATE",
+        "AGE",
+        "IDLE",
+        "CMDS",
+        "MOVED",
+        "LAST ERROR",
+    ]
+    .map(String::from);
+    let rows: Vec<[String; 8]> = s
         .sessions
         .iter()
         .map(|x| {
+            let target = format!("{}@{}:{}", x.username, x.hostname, x.port);
             [
                 x.session_id.clone(),
-                format!("{}@{}:{}", x.username, x.hostname, x.port),
+                match &x.alias {
+                    Some(alias) => format!("{alias} ({target})"),
+                    None => target,
+                },
                 x.state.as_str().to_owned(),
-                rfc3339(x.connected_at_ms),
-                rfc3339(x.last_used_at_ms),
+                ago(x.connected_at_ms),
+                ago(x.last_used_at_ms),
+                x.commands_run.to_string(),
+                format!("{} B", x.bytes_moved),
+                x.last_error.clone().unwrap_or_else(|| "-".to_owned()),
             ]
         })
         .collect();
-    let header = ["ID", "TARGET", "STATUS", "CONNECTED SINCE", "LAST USED"];
-    let widths: Vec<usize> = (0..5)
+    let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
                 .map(|r| r[i].len())
@@ -326,13 +461,13 @@ fn status_table(s: &DaemonStatus) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    for row in std::iter::once(header.map(String::from)).chain(rows) {
-        let line: Vec<String> = row
+    for row in std::iter::once(header).chain(rows) {
+        let cells: Vec<String> = row
             .iter()
             .zip(&widths)
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        lines.push(cells.join("  ").trim_end().to_owned());
     }
-    out
+    lines.join("\n") + "\n"
 }

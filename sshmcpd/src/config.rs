@@ -14,6 +14,15 @@
 //! # limit, as the tool's spec says), and at most whatever the call says.
 //! default_timeout = 3600
 //! max_timeout = 86400
+//!
+//! # Sessions unused this many seconds are closed (default 12 h; 0: never).
+//! idle_timeout = 43200
+//! # At most this many open sessions (default 64).
+//! max_sessions = 64
+//! # Calls running at once on one session; more wait their turn (default 8;
+//! # OpenSSH allows 10 channels per connection unless MaxSessions says
+//! # otherwise).
+//! channels_per_session = 8
 //! ```
 
 use serde::Deserialize;
@@ -24,7 +33,7 @@ pub const CONFIG_FILE: &str = "config.toml";
 
 /// The daemon's settings. New keys get a field with a serde default, so
 /// older files keep working.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -35,6 +44,56 @@ pub struct Config {
     /// Seconds no `execute` may exceed, whatever its `timeout`.
     #[serde(default)]
     pub max_timeout: Option<PositiveSeconds>,
+    /// Seconds a session may go unused before it is closed; 0 never.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: u64,
+    /// Open sessions at most.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: PositiveCount,
+    /// Calls running at once on one session.
+    #[serde(default = "default_channels_per_session")]
+    pub channels_per_session: PositiveCount,
+}
+
+fn default_idle_timeout() -> u64 {
+    12 * 3600
+}
+
+fn default_max_sessions() -> PositiveCount {
+    PositiveCount(64)
+}
+
+fn default_channels_per_session() -> PositiveCount {
+    PositiveCount(8)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host_key_policy: HostKeyPolicy::default(),
+            default_timeout: None,
+            max_timeout: None,
+            idle_timeout: default_idle_timeout(),
+            max_sessions: default_max_sessions(),
+            channels_per_session: default_channels_per_session(),
+        }
+    }
+}
+
+/// A count greater than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct PositiveCount(pub usize);
+
+impl TryFrom<u64> for PositiveCount {
+    type Error = String;
+
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        match usize::try_from(n) {
+            Ok(n) if n > 0 => Ok(PositiveCount(n)),
+            _ => Err("must be a whole number greater than 0".into()),
+        }
+    }
 }
 
 /// A number of seconds greater than zero.
@@ -99,7 +158,8 @@ fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
         };
         anyhow::anyhow!(
             "{at}: {}; fix the config file (valid keys: host_key_policy = \"accept-new\" or \
-             \"strict\", default_timeout and max_timeout in seconds) and start sshmcpd again",
+             \"strict\", default_timeout, max_timeout and idle_timeout in seconds, max_sessions, \
+             channels_per_session) and start sshmcpd again",
             e.message().trim_end()
         )
     })
@@ -136,6 +196,20 @@ mod tests {
         assert_eq!(config.max_timeout, Some(PositiveSeconds(3600)));
         let err = parse("max_timeout = 0").unwrap_err().to_string();
         assert!(err.contains("greater than 0"), "{err}");
+    }
+
+    #[test]
+    fn session_limits_have_defaults_and_refuse_zero() {
+        let config = parse("").unwrap();
+        assert_eq!(config.idle_timeout, 12 * 3600);
+        assert_eq!(config.max_sessions, PositiveCount(64));
+        assert_eq!(config.channels_per_session, PositiveCount(8));
+        let config = parse("idle_timeout = 0\nmax_sessions = 2\n").unwrap();
+        assert_eq!(
+            (config.idle_timeout, config.max_sessions),
+            (0, PositiveCount(2))
+        );
+        assert!(parse("channels_per_session = 0").is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod error;
 pub mod output;
 pub mod paths;
 pub mod server;
+pub mod service;
 pub mod sessions;
 pub mod ssh;
 pub mod ssh_config;

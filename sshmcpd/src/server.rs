@@ -7,12 +7,12 @@ use crate::error::RequestError;
 use crate::sessions::{ExecSettings, SessionManager};
 use anyhow::{Context, bail};
 use sshmcp_proto::{
-    ClientMessage, DaemonStatus, ErrorBody, ErrorKind, Hello, HelloReply, HelloStatus,
+    ClientMessage, DaemonFacts, DaemonStatus, ErrorBody, ErrorKind, Hello, HelloReply, HelloStatus,
     PROTOCOL_VERSION, ProtoError, Request, Response, ServerMessage, read_message, write_message,
 };
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -29,24 +29,96 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How often old spilled output is deleted.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// A bound, locked socket, ready to serve. Dropping it removes the socket.
+/// A socket ready to serve: bound here (locked, and removed on drop), or
+/// passed in by systemd (whose socket unit owns it: never removed here).
 pub struct Listener {
     listener: UnixListener,
     socket: PathBuf,
-    /// Held for the daemon's lifetime: the flock keeps a second daemon off
-    /// this socket.
-    _lock: File,
+    /// Held for the daemon's lifetime when the daemon bound the socket: the
+    /// flock keeps a second daemon off it. `None` under socket activation.
+    lock: Option<File>,
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
+        if self.lock.is_none() {
+            return;
+        }
         if let Err(e) = std::fs::remove_file(&self.socket) {
             tracing::warn!(socket = %self.socket.display(), "could not remove socket: {e}");
         }
     }
 }
 
+/// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
+const SYSTEMD_FIRST_FD: i32 = 3;
+
 impl Listener {
+    /// Takes the listening socket systemd passed in (`LISTEN_PID`/
+    /// `LISTEN_FDS`), if it passed one to this process, and removes the
+    /// variables so children do not take the socket for theirs. Call it
+    /// before any thread starts: it changes the environment.
+    ///
+    /// # Errors
+    /// When systemd passed something that is not a socket.
+    pub fn take_systemd_socket() -> anyhow::Result<Option<std::os::unix::net::UnixListener>> {
+        let for_us = std::env::var("LISTEN_PID")
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|p| p == std::process::id());
+        let count = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|n| n.parse::<i32>().ok())
+            .unwrap_or(0);
+        if !for_us || count < 1 {
+            return Ok(None);
+        }
+        // SAFETY: the caller runs this before any other thread exists, so
+        // nothing reads the environment concurrently.
+        unsafe {
+            std::env::remove_var("LISTEN_PID");
+            std::env::remove_var("LISTEN_FDS");
+            std::env::remove_var("LISTEN_FDNAMES");
+        }
+        // SAFETY: systemd passes open descriptors from 3 on, and nothing in
+        // this process has taken descriptor 3 for anything else yet.
+        let listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(SYSTEMD_FIRST_FD) };
+        listener
+            .set_nonblocking(true)
+            .context("systemd passed a descriptor that is not a socket")?;
+        Ok(Some(listener))
+    }
+
+    /// Serves a socket systemd passed in (see
+    /// [`Listener::take_systemd_socket`]).
+    ///
+    /// # Errors
+    /// When it is not a Unix socket with a path.
+    pub fn from_systemd(listener: std::os::unix::net::UnixListener) -> anyhow::Result<Self> {
+        let socket = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "systemd passed a socket that is not a Unix socket with a path; check \
+                     ListenStream= in sshmcpd.socket"
+                )
+            })?;
+        let listener =
+            UnixListener::from_std(listener).context("cannot serve the socket systemd passed")?;
+        Ok(Listener {
+            listener,
+            socket,
+            lock: None,
+        })
+    }
+
+    /// Whether systemd passed this socket in.
+    pub fn socket_activated(&self) -> bool {
+        self.lock.is_none()
+    }
+
     /// Takes the lock, clears a stale socket and binds.
     ///
     /// # Errors
@@ -91,7 +163,7 @@ impl Listener {
         Ok(Listener {
             listener,
             socket: socket.to_path_buf(),
-            _lock: lock,
+            lock: Some(lock),
         })
     }
 }
@@ -104,6 +176,7 @@ struct Shared {
     socket: PathBuf,
     log_path: PathBuf,
     exec: ExecSettings,
+    socket_activated: bool,
     uid: u32,
 }
 
@@ -123,16 +196,19 @@ pub async fn run(
         socket: listener.socket.clone(),
         log_path,
         exec,
+        socket_activated: listener.socket_activated(),
         uid: sshmcp_proto::rendezvous::current_uid(),
     });
     let tracker = TaskTracker::new();
     let sweeper = shared.clone();
     tracker.spawn(async move {
-        let mut every = tokio::time::interval(SWEEP_INTERVAL);
+        let mut spill = tokio::time::interval(SWEEP_INTERVAL);
+        let mut idle = tokio::time::interval(sweeper.sessions.idle_check_interval());
         loop {
             tokio::select! {
                 () = sweeper.shutdown.cancelled() => break,
-                _ = every.tick() => sweeper.exec.spill.sweep(),
+                _ = spill.tick() => sweeper.exec.spill.sweep(),
+                _ = idle.tick() => sweeper.sessions.close_idle().await,
             }
         }
     });
@@ -206,7 +282,11 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
         } else {
             HelloStatus::VersionMismatch
         },
-        software: crate::SOFTWARE.to_owned(),
+        software: DaemonFacts {
+            sessions: Some(shared.sessions.list().len() as u64),
+            socket_activated: shared.socket_activated,
+        }
+        .describe(crate::SOFTWARE),
     };
     if let Err(e) = reply.write(&mut write).await {
         tracing::debug!("client left during the hello: {e}");
@@ -350,6 +430,7 @@ async fn dispatch(request: Request, shared: &Shared, ctx: &CallContext) -> Respo
             socket: shared.socket.display().to_string(),
             log_path: shared.log_path.display().to_string(),
             sessions: sessions.list(),
+            socket_activated: shared.socket_activated,
         })),
         Request::Shutdown => {
             tracing::info!("shutdown requested by a client");

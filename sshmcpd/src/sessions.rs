@@ -17,7 +17,6 @@ use sshmcp_proto::{
     TransferResult,
 };
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,28 +34,71 @@ fn now_ms() -> u64 {
 /// One SSH connection and what `list_sessions` shows about it.
 pub struct Session {
     id: String,
+    /// The name `connect` was given, when it is not the resolved host.
+    alias: Option<String>,
+    /// The jump hosts the session goes through, `user@host:port`
+    /// comma-separated, first hop first.
+    jump: Option<String>,
     hostname: String,
     username: String,
     port: u16,
-    handle: SshHandle,
+    /// How to open the connection again after it drops.
+    params: ConnectParams,
+    /// The live connection; replaced by a reconnect. The lock is held only
+    /// to read or swap the `Arc`, never across network I/O.
+    handle: Mutex<Arc<SshHandle>>,
+    /// Serialises reconnects, so concurrent calls on a dropped session open
+    /// one new connection between them.
+    reconnecting: tokio::sync::Mutex<()>,
+    /// Calls running at once; more wait here instead of failing when the
+    /// server's channel limit (OpenSSH `MaxSessions`, 10) is reached. Leaves
+    /// room for the channel that stops a timed-out command.
+    channels: Arc<tokio::sync::Semaphore>,
     connected_at_ms: u64,
     last_used_at_ms: AtomicU64,
+    commands_run: AtomicU64,
+    bytes_moved: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// A session's connection for one call, and whether the call had to
+/// reconnect first. Holds one of the session's channel slots until dropped.
+pub struct Use {
+    pub handle: Arc<SshHandle>,
+    pub reconnected: bool,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Session {
+    fn handle(&self) -> Arc<SshHandle> {
+        self.handle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn info(&self) -> SessionInfo {
         SessionInfo {
             session_id: self.id.clone(),
             hostname: self.hostname.clone(),
             username: self.username.clone(),
             port: self.port,
-            state: if self.handle.is_closed() {
+            state: if self.handle().is_closed() {
                 SessionState::Disconnected
             } else {
                 SessionState::Connected
             },
             connected_at_ms: self.connected_at_ms,
             last_used_at_ms: self.last_used_at_ms.load(Ordering::Relaxed),
+            alias: self.alias.clone(),
+            jump: self.jump.clone(),
+            commands_run: self.commands_run.load(Ordering::Relaxed),
+            bytes_moved: self.bytes_moved.load(Ordering::Relaxed),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
@@ -64,21 +106,68 @@ impl Session {
         format!("{}@{}:{}", self.username, self.hostname, self.port)
     }
 
-    /// The connection, for a request that is about to use it.
-    fn use_handle(&self) -> Result<&SshHandle, RequestError> {
+    fn note_error(&self, e: &RequestError) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.message.clone());
+    }
+
+    /// The connection for a call about to use it. A connection that dropped
+    /// (the server restarted, the network went away, keepalives went
+    /// unanswered) is re-opened once with the same credentials.
+    ///
+    /// # Errors
+    /// `SessionClosed` when the reconnect fails; the message says why.
+    async fn use_handle(&self) -> Result<Use, RequestError> {
         self.last_used_at_ms.store(now_ms(), Ordering::Relaxed);
-        if self.handle.is_closed() {
-            return Err(RequestError::new(
-                ErrorKind::SessionClosed,
-                format!(
-                    "session {} ({}) has lost its SSH connection; call disconnect on it, then \
-                     connect again",
-                    self.id,
-                    self.label()
-                ),
-            ));
+        let slot =
+            self.channels.clone().acquire_owned().await.map_err(|_| {
+                RequestError::new(ErrorKind::SessionClosed, "the session is closing")
+            })?;
+        let current = self.handle();
+        if !current.is_closed() {
+            return Ok(Use {
+                handle: current,
+                reconnected: false,
+                _slot: slot,
+            });
         }
-        Ok(&self.handle)
+        let _one_at_a_time = self.reconnecting.lock().await;
+        let current = self.handle();
+        if !current.is_closed() {
+            // Another call reconnected while this one waited.
+            return Ok(Use {
+                handle: current,
+                reconnected: true,
+                _slot: slot,
+            });
+        }
+        tracing::info!(session = %self.id, target = %self.label(), "reconnecting");
+        match ssh::connect::connect(self.params.clone()).await {
+            Ok(conn) => {
+                let handle = Arc::new(conn.handle);
+                *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = handle.clone();
+                tracing::info!(session = %self.id, "reconnected");
+                Ok(Use {
+                    handle,
+                    reconnected: true,
+                    _slot: slot,
+                })
+            }
+            Err(e) => {
+                let err = RequestError::new(
+                    ErrorKind::SessionClosed,
+                    format!(
+                        "session {} ({}) lost its SSH connection and reconnecting failed: {}. \
+                         Check the host, then call disconnect on this session and connect \
+                         again.",
+                        self.id,
+                        self.label(),
+                        e.message
+                    ),
+                );
+                self.note_error(&err);
+                Err(err)
+            }
+        }
     }
 }
 
@@ -126,14 +215,89 @@ impl ExecSettings {
 pub struct SessionManager {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     trust: Arc<TrustSettings>,
+    limits: SessionLimits,
+    /// When this daemon started, for telling a caller with an old session id
+    /// that the daemon restarted since.
+    started_at_ms: u64,
+}
+
+/// How many sessions, how busy and how idle.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionLimits {
+    pub max_sessions: usize,
+    pub channels_per_session: usize,
+    /// Sessions unused this long are closed; `None` never.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl SessionManager {
-    pub fn new(trust: TrustSettings) -> Self {
+    pub fn new(trust: TrustSettings, limits: SessionLimits) -> Self {
         SessionManager {
             sessions: Mutex::new(HashMap::new()),
             trust: Arc::new(trust),
+            limits,
+            started_at_ms: now_ms(),
         }
+    }
+
+    /// How often to look for idle sessions: a quarter of the timeout, within
+    /// a second and a minute.
+    pub fn idle_check_interval(&self) -> Duration {
+        self.limits
+            .idle_timeout
+            .map_or(Duration::from_secs(60), |t| {
+                (t / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+            })
+    }
+
+    /// Closes sessions unused for longer than the idle timeout.
+    pub async fn close_idle(&self) {
+        let Some(limit) = self.limits.idle_timeout else {
+            return;
+        };
+        let cutoff = now_ms().saturating_sub(limit.as_millis() as u64);
+        let idle: Vec<Arc<Session>> = {
+            let mut table = self.table();
+            let ids: Vec<String> = table
+                .values()
+                .filter(|s| s.last_used_at_ms.load(Ordering::Relaxed) < cutoff)
+                .map(|s| s.id.clone())
+                .collect();
+            ids.iter().filter_map(|id| table.remove(id)).collect()
+        };
+        for session in idle {
+            tracing::info!(session = %session.id, target = %session.label(), "closing idle session");
+            close(&session).await;
+        }
+    }
+
+    /// Refuses a new session when the cap is reached, naming the idlest
+    /// sessions the caller could disconnect.
+    fn check_capacity(&self) -> Result<(), RequestError> {
+        let mut open = self.list();
+        if open.len() < self.limits.max_sessions {
+            return Ok(());
+        }
+        open.sort_by_key(|s| s.last_used_at_ms);
+        let idlest: Vec<String> = open
+            .iter()
+            .take(5)
+            .map(|s| {
+                format!(
+                    "{} ({}@{}:{})",
+                    s.session_id, s.username, s.hostname, s.port
+                )
+            })
+            .collect();
+        Err(RequestError::new(
+            ErrorKind::BadRequest,
+            format!(
+                "the daemon already holds {} sessions, its limit (max_sessions in config.toml); \
+                 reuse one (list_sessions) or disconnect an idle one. Least recently used: {}",
+                open.len(),
+                idlest.join(", ")
+            ),
+        ))
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
@@ -170,7 +334,13 @@ impl SessionManager {
         };
         Err(RequestError::new(
             ErrorKind::UnknownSession,
-            format!("unknown session id {id:?}. {hint}"),
+            format!(
+                "unknown session id {id:?}. {hint} This daemon started at {}; sessions opened \
+                 before then ended with the previous daemon and need a new connect.",
+                humantime::format_rfc3339_seconds(
+                    UNIX_EPOCH + Duration::from_millis(self.started_at_ms)
+                )
+            ),
         ))
     }
 
@@ -178,45 +348,46 @@ impl SessionManager {
         if req.hostname.trim().is_empty() {
             return Err(RequestError::bad_request("hostname is empty"));
         }
-        if req.username.trim().is_empty() {
-            return Err(RequestError::bad_request("username is empty"));
-        }
-        if req.port == 0 {
+        if req.port == Some(0) {
             return Err(RequestError::bad_request("port 0 is not a valid SSH port"));
         }
-        if req.password.is_none() && req.private_key.is_none() {
-            return Err(RequestError::bad_request(
-                "give a password or a private_key path to log in with",
-            ));
-        }
-        let conn = ssh::connect::connect(ConnectParams {
-            hostname: req.hostname.clone(),
-            port: req.port,
-            username: req.username.clone(),
-            password: req.password,
-            private_key: req.private_key.map(PathBuf::from),
-            trust: self.trust.clone(),
-            timeout: CONNECT_TIMEOUT,
-        })
-        .await?;
+        self.check_capacity()?;
+        let alias = req.hostname.clone();
+        let params = ConnectParams::resolve(req, self.trust.clone(), CONNECT_TIMEOUT)?;
+        let conn = ssh::connect::connect(params.clone()).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_ms();
         let session = Arc::new(Session {
             id: id.clone(),
-            hostname: req.hostname,
-            username: req.username,
-            port: req.port,
-            handle: conn.handle,
+            alias: (alias != params.target.hostname).then_some(alias),
+            jump: params.jump_list(),
+            hostname: params.target.hostname.clone(),
+            username: params.target.username.clone(),
+            port: params.target.port,
+            params,
+            handle: Mutex::new(Arc::new(conn.handle)),
+            reconnecting: tokio::sync::Mutex::new(()),
+            channels: Arc::new(tokio::sync::Semaphore::new(
+                self.limits.channels_per_session,
+            )),
             connected_at_ms: now,
             last_used_at_ms: AtomicU64::new(now),
+            commands_run: AtomicU64::new(0),
+            bytes_moved: AtomicU64::new(0),
+            last_error: Mutex::new(None),
         });
         tracing::info!(session = %id, target = %session.label(), "connected");
-        self.table().insert(id.clone(), session);
-        Ok(ConnectResult {
-            session_id: id,
+        let result = ConnectResult {
+            session_id: id.clone(),
             host_key_fingerprint: conn.host_key_fingerprint,
             host_key_learned: conn.host_key_status == HostKeyStatus::Learned,
-        })
+            hostname: session.hostname.clone(),
+            username: session.username.clone(),
+            port: session.port,
+            auth_method: conn.auth_method.to_owned(),
+        };
+        self.table().insert(id, session);
+        Ok(result)
     }
 
     pub async fn disconnect(&self, id: &str) -> Result<String, RequestError> {
@@ -247,7 +418,7 @@ impl SessionManager {
             n.clamp(2, MAX_OUTPUT_BYTES as u64) as usize
         });
         let session = self.get(&req.session_id)?;
-        let handle = session.use_handle()?;
+        let conn = session.use_handle().await?;
         let params = ExecParams {
             command: req.command,
             stdin: req.stdin,
@@ -257,7 +428,11 @@ impl SessionManager {
             pty: req.pty,
             inline,
         };
-        ssh::exec::execute(handle, params, &settings.spill, ctx).await
+        session.commands_run.fetch_add(1, Ordering::Relaxed);
+        let result = ssh::exec::execute(&conn.handle, params, &settings.spill, ctx).await;
+        let mut result = result.inspect_err(|e| session.note_error(e))?;
+        result.reconnected = conn.reconnected;
+        Ok(result)
     }
 
     pub async fn upload(
@@ -267,8 +442,9 @@ impl SessionManager {
     ) -> Result<TransferResult, RequestError> {
         check_transfer(&req)?;
         let session = self.get(&req.session_id)?;
-        let handle = session.use_handle()?;
-        ssh::sftp::upload(handle, &req, ctx).await
+        let conn = session.use_handle().await?;
+        let result = ssh::sftp::upload(&conn.handle, &req, ctx).await;
+        session.finish_transfer(result, conn.reconnected)
     }
 
     pub async fn download(
@@ -278,8 +454,23 @@ impl SessionManager {
     ) -> Result<TransferResult, RequestError> {
         check_transfer(&req)?;
         let session = self.get(&req.session_id)?;
-        let handle = session.use_handle()?;
-        ssh::sftp::download(handle, &req, ctx).await
+        let conn = session.use_handle().await?;
+        let result = ssh::sftp::download(&conn.handle, &req, ctx).await;
+        session.finish_transfer(result, conn.reconnected)
+    }
+}
+
+impl Session {
+    /// Books a finished transfer into the session's counters.
+    fn finish_transfer(
+        &self,
+        result: Result<TransferResult, RequestError>,
+        reconnected: bool,
+    ) -> Result<TransferResult, RequestError> {
+        let mut result = result.inspect_err(|e| self.note_error(e))?;
+        self.bytes_moved.fetch_add(result.bytes, Ordering::Relaxed);
+        result.reconnected = reconnected;
+        Ok(result)
     }
 }
 
@@ -298,7 +489,7 @@ fn check_transfer(req: &TransferRequest) -> Result<(), RequestError> {
 
 async fn close(session: &Session) {
     if let Err(e) = session
-        .handle
+        .handle()
         .disconnect(russh::Disconnect::ByApplication, "", "en")
         .await
     {
@@ -310,6 +501,7 @@ async fn close(session: &Session) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn settings(default: Option<u64>, max: Option<u64>) -> ExecSettings {
         ExecSettings {

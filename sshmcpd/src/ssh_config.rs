@@ -6,9 +6,16 @@
 //!
 //! Only the keywords in [`KEYWORDS`] are kept; every other line is skipped
 //! without complaint, since the file is written for `ssh` and may use any of
-//! its options. Adding a keyword (`HostName`, `User`, `Port`, `IdentityFile`,
-//! `ProxyJump`) means listing it there and adding a typed accessor to
-//! [`HostConfig`] beside [`HostConfig::host_keys`].
+//! its options. Adding a keyword means listing it there and adding a typed
+//! accessor to [`HostConfig`] beside [`HostConfig::host_keys`] and
+//! [`HostConfig::login`].
+//!
+//! A `Match` criterion sshmcpd cannot evaluate (`exec`, `localnetwork`,
+//! `canonical`, …) leaves its block undecided. A block that sets nothing
+//! sshmcpd honours is skipped with a warning in the log; one that would set
+//! a keyword sshmcpd honours and that is still unset makes the whole lookup
+//! fail with a message naming both lines, because guessing either way could
+//! send a connection to the wrong host or trust the wrong keys.
 //!
 //! Why not a crate: `ssh2-config` (the best kept parser, with `Include`) does
 //! not know `Match`, so it either refuses a file that has a `Match` block or
@@ -23,14 +30,34 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// The keywords resolved, lowercased as `ssh` compares them.
-const KEYWORDS: [&str; 4] = [
-    "stricthostkeychecking",
-    "userknownhostsfile",
-    "globalknownhostsfile",
-    "hashknownhosts",
+/// The keywords resolved, spelled as in ssh_config(5); `ssh` compares them
+/// ignoring case.
+const KEYWORDS: [&str; 14] = [
+    "StrictHostKeyChecking",
+    "UserKnownHostsFile",
+    "GlobalKnownHostsFile",
+    "HashKnownHosts",
+    "HostName",
+    "User",
+    "Port",
+    "IdentityFile",
+    "CertificateFile",
+    "IdentitiesOnly",
+    "ProxyJump",
+    "ConnectTimeout",
+    "ServerAliveInterval",
+    "ServerAliveCountMax",
 ];
+
+/// Keywords whose every value counts, in the order read, where the others
+/// keep their first value: `ssh` offers every `IdentityFile` it is given.
+const LISTS: [&str; 2] = ["IdentityFile", "CertificateFile"];
+
+/// The identities `ssh` tries when the config names none, in its order
+/// (DSA and the security-key types left out: sshmcpd cannot use them).
+const DEFAULT_IDENTITIES: [&str; 3] = ["id_ed25519", "id_ecdsa", "id_rsa"];
 
 /// `ssh` stops following `Include` at this depth (`READCONF_MAX_DEPTH`).
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -64,17 +91,29 @@ impl SshConfigError {
     }
 }
 
-/// The connection being configured: what `Host` and `Match` test.
+/// What the config is looked up for: the name `Host` and `Match
+/// originalhost` test, and the remote user when the caller gave one (`Match
+/// user` then tests it rather than the config's `User`).
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    /// The host name or alias as given to `connect` or in a jump list.
+    pub host: &'a str,
+    pub user: Option<&'a str>,
+}
+
+/// A resolved connection, for `%` tokens in file names.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
-    /// The host name as given to `connect`.
+    /// The name as given (`%n`).
+    pub alias: &'a str,
+    /// The host connected to, after `HostName` (`%h`).
     pub host: &'a str,
     pub port: u16,
     /// The remote user.
     pub user: &'a str,
 }
 
-/// One keyword's first value for the target.
+/// One keyword's value for the target.
 #[derive(Debug, Clone)]
 struct Directive {
     args: Vec<String>,
@@ -84,8 +123,40 @@ struct Directive {
 /// The resolved configuration for one target.
 #[derive(Debug)]
 pub struct HostConfig {
-    directives: HashMap<&'static str, Directive>,
+    /// One value per keyword, or every value for [`LISTS`].
+    directives: HashMap<&'static str, Vec<Directive>>,
     home: PathBuf,
+}
+
+/// Where and how to log in, as far as the config says; `None` and empty
+/// where it is silent, so that the caller's own arguments and defaults
+/// apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// `HostName`, with `%h` expanded.
+    pub hostname: Option<String>,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    /// `ProxyJump` as written; `None` also for `ProxyJump none`.
+    pub proxy_jump: Option<String>,
+    pub connect_timeout: Option<Duration>,
+    /// `ServerAliveInterval`; zero turns keepalives off.
+    pub server_alive_interval: Option<Duration>,
+    pub server_alive_count_max: Option<u32>,
+    pub identities_only: bool,
+}
+
+/// The key files to offer, for one resolved target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identities {
+    /// `IdentityFile`s in order, or OpenSSH's default files when there are
+    /// none. Files that do not exist are kept: the caller says which were
+    /// missing.
+    pub files: Vec<PathBuf>,
+    /// True when `files` are the defaults rather than configured.
+    pub defaults: bool,
+    /// `CertificateFile`s in order.
+    pub certificates: Vec<PathBuf>,
 }
 
 /// `StrictHostKeyChecking`, as far as sshmcpd can act on it.
@@ -118,18 +189,118 @@ impl HostConfig {
     /// # Errors
     /// An unreadable file, an `Include` nested too deep, or a `Host`/`Match`
     /// line or a resolved keyword that `ssh` would refuse too.
-    pub fn resolve(path: &Path, home: &Path, target: Target<'_>) -> Result<Self, SshConfigError> {
+    pub fn resolve(path: &Path, home: &Path, query: Query<'_>) -> Result<Self, SshConfigError> {
         let mut config = HostConfig {
             directives: HashMap::new(),
             home: home.to_path_buf(),
         };
         let mut reader = Reader {
-            target,
+            query,
             home,
             config: &mut config,
         };
-        reader.read_file(path, 0, true, None)?;
+        reader.read_file(path, 0, &Block::Active, None)?;
         Ok(config)
+    }
+
+    fn first(&self, keyword: &str) -> Option<&Directive> {
+        self.directives.get(keyword).and_then(|all| all.first())
+    }
+
+    /// Where and how to log in to the queried host.
+    ///
+    /// # Errors
+    /// A value `ssh` would refuse too (`Port x`, `ConnectTimeout -1`), or a
+    /// `%` token in `HostName` other than `%h` and `%%`.
+    pub fn login(&self, query: Query<'_>) -> Result<Login, SshConfigError> {
+        let hostname = match self.first("HostName") {
+            None => None,
+            Some(d) => Some(
+                expand_hostname(single_arg(d)?, query.host)
+                    .map_err(|e| SshConfigError::at(&d.origin, e))?,
+            ),
+        };
+        let port = match self.first("Port") {
+            None => None,
+            Some(d) => Some(
+                single_arg(d)?
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| {
+                        SshConfigError::at(&d.origin, "Port must be a number from 1 to 65535")
+                    })?,
+            ),
+        };
+        let proxy_jump = match self.first("ProxyJump") {
+            None => None,
+            Some(d) => {
+                let value = single_arg(d)?;
+                (!value.eq_ignore_ascii_case("none")).then(|| value.to_owned())
+            }
+        };
+        Ok(Login {
+            hostname,
+            user: self
+                .first("User")
+                .map(|d| single_arg(d).map(str::to_owned))
+                .transpose()?,
+            port,
+            proxy_jump,
+            connect_timeout: self.seconds("ConnectTimeout")?,
+            server_alive_interval: self.seconds("ServerAliveInterval")?,
+            server_alive_count_max: match self.first("ServerAliveCountMax") {
+                None => None,
+                Some(d) => Some(single_arg(d)?.parse::<u32>().map_err(|_| {
+                    SshConfigError::at(&d.origin, "ServerAliveCountMax must be a whole number")
+                })?),
+            },
+            identities_only: match self.first("IdentitiesOnly") {
+                None => false,
+                Some(d) => yes_no(d, "IdentitiesOnly")?,
+            },
+        })
+    }
+
+    /// The key files to offer to `target`, `~` and `%` tokens expanded.
+    ///
+    /// # Errors
+    /// A `%` token that is not supported.
+    pub fn identities(&self, target: Target<'_>) -> Result<Identities, SshConfigError> {
+        let ssh_dir = self.home.join(".ssh");
+        let files = self.files("IdentityFile", target, &[])?;
+        let defaults = files.is_empty()
+            && self
+                .directives
+                .get("IdentityFile")
+                .is_none_or(Vec::is_empty);
+        Ok(Identities {
+            files: if defaults {
+                DEFAULT_IDENTITIES.iter().map(|f| ssh_dir.join(f)).collect()
+            } else {
+                files
+            },
+            defaults,
+            certificates: self.files("CertificateFile", target, &[])?,
+        })
+    }
+
+    /// A time in seconds, as `ConnectTimeout` and `ServerAliveInterval`
+    /// take it.
+    fn seconds(&self, keyword: &str) -> Result<Option<Duration>, SshConfigError> {
+        let Some(d) = self.first(keyword) else {
+            return Ok(None);
+        };
+        let value = single_arg(d)?;
+        value
+            .parse::<u64>()
+            .map(|s| Some(Duration::from_secs(s)))
+            .map_err(|_| {
+                SshConfigError::at(
+                    &d.origin,
+                    format!("{value:?} is not a whole number of seconds"),
+                )
+            })
     }
 
     /// The host-key settings, with the defaults `ssh` uses when the config
@@ -139,7 +310,7 @@ impl HostConfig {
     /// A value `ssh` would refuse (`StrictHostKeyChecking maybe`), or a
     /// `%` token in a file name that is not supported.
     pub fn host_keys(&self, target: Target<'_>) -> Result<HostKeySettings, SshConfigError> {
-        let strict = match self.directives.get("stricthostkeychecking") {
+        let strict = match self.first("StrictHostKeyChecking") {
             None => None,
             Some(d) => {
                 let value = match single_arg(d)?.to_ascii_lowercase().as_str() {
@@ -158,29 +329,20 @@ impl HostConfig {
                 Some((value, d.origin.clone()))
             }
         };
-        let hash = match self.directives.get("hashknownhosts") {
+        let hash = match self.first("HashKnownHosts") {
             None => false,
-            Some(d) => match single_arg(d)?.to_ascii_lowercase().as_str() {
-                "yes" | "true" => true,
-                "no" | "false" => false,
-                other => {
-                    return Err(SshConfigError::at(
-                        &d.origin,
-                        format!("HashKnownHosts {other:?} is not yes or no"),
-                    ));
-                }
-            },
+            Some(d) => yes_no(d, "HashKnownHosts")?,
         };
         let ssh_dir = self.home.join(".ssh");
         Ok(HostKeySettings {
             strict_host_key_checking: strict,
             user_known_hosts_files: self.files(
-                "userknownhostsfile",
+                "UserKnownHostsFile",
                 target,
                 &[ssh_dir.join("known_hosts"), ssh_dir.join("known_hosts2")],
             )?,
             global_known_hosts_files: self.files(
-                "globalknownhostsfile",
+                "GlobalKnownHostsFile",
                 target,
                 &[
                     PathBuf::from("/etc/ssh/ssh_known_hosts"),
@@ -191,28 +353,30 @@ impl HostConfig {
         })
     }
 
-    /// A list of files, `none` for no file, with `~` and `%` tokens
-    /// expanded as `ssh` expands them in known_hosts file names.
+    /// The files a keyword names, `none` for no file, with `~` and `%`
+    /// tokens expanded as `ssh` expands them in file names. For the
+    /// [`LISTS`] keywords, the files of every line in order.
     fn files(
         &self,
         keyword: &str,
         target: Target<'_>,
         default: &[PathBuf],
     ) -> Result<Vec<PathBuf>, SshConfigError> {
-        let Some(d) = self.directives.get(keyword) else {
+        let Some(all) = self.directives.get(keyword).filter(|all| !all.is_empty()) else {
             return Ok(default.to_vec());
         };
-        if d.args.len() == 1 && d.args[0].eq_ignore_ascii_case("none") {
-            return Ok(Vec::new());
-        }
-        d.args
-            .iter()
-            .map(|arg| {
+        let mut files = Vec::new();
+        for d in all {
+            if d.args.len() == 1 && d.args[0].eq_ignore_ascii_case("none") {
+                continue;
+            }
+            for arg in &d.args {
                 let expanded = expand_tokens(arg, target, &self.home)
                     .map_err(|e| SshConfigError::at(&d.origin, e))?;
-                Ok(expand_tilde(&expanded, &self.home))
-            })
-            .collect()
+                files.push(expand_tilde(&expanded, &self.home));
+            }
+        }
+        Ok(files)
     }
 }
 
@@ -221,6 +385,41 @@ fn single_arg(d: &Directive) -> Result<&str, SshConfigError> {
         [one] => Ok(one),
         _ => Err(SshConfigError::at(&d.origin, "expected exactly one value")),
     }
+}
+
+fn yes_no(d: &Directive, keyword: &str) -> Result<bool, SshConfigError> {
+    match single_arg(d)?.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        other => Err(SshConfigError::at(
+            &d.origin,
+            format!("{keyword} {other:?} is not yes or no"),
+        )),
+    }
+}
+
+/// `HostName` with `%h` (the name as given) and `%%` expanded, the only
+/// tokens `ssh` allows there.
+fn expand_hostname(value: &str, host: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some('h') => out.push_str(host),
+            Some(other) => {
+                return Err(format!(
+                    "HostName allows only the tokens %h and %%, not %{other}"
+                ));
+            }
+            None => return Err(format!("HostName {value:?} ends with a lone %")),
+        }
+    }
+    Ok(out)
 }
 
 /// `~` and `~/…` against `home`; other paths as written.
@@ -247,10 +446,11 @@ fn expand_tokens(arg: &str, target: Target<'_>, home: &Path) -> Result<String, S
         match chars.next() {
             Some('%') => out.push('%'),
             Some('d') => out.push_str(&home.to_string_lossy()),
-            Some('h' | 'n') => out.push_str(target.host),
+            Some('h') => out.push_str(target.host),
+            Some('n') => out.push_str(target.alias),
             Some('p') => out.push_str(&target.port.to_string()),
             Some('r') => out.push_str(target.user),
-            Some('u') => out.push_str(&local_user()),
+            Some('u') => out.push_str(&local_user_name().unwrap_or_default()),
             Some(other) => {
                 return Err(format!(
                     "the token %{other} in {arg:?} is not supported by sshmcpd (it knows %%, %d, \
@@ -263,32 +463,69 @@ fn expand_tokens(arg: &str, target: Target<'_>, home: &Path) -> Result<String, S
     Ok(out)
 }
 
-fn local_user() -> String {
+/// The local user's login name: `$USER`, else the passwd entry of this
+/// process's uid. The default remote user, as for `ssh`.
+pub fn local_user_name() -> Option<String> {
     std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_default()
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            // SAFETY: getpwuid returns a pointer into static storage or null;
+            // it is read at once, before any other call could reuse it.
+            unsafe {
+                let pw = libc::getpwuid(libc::getuid());
+                if pw.is_null() || (*pw).pw_name.is_null() {
+                    return None;
+                }
+                std::ffi::CStr::from_ptr((*pw).pw_name)
+                    .to_str()
+                    .ok()
+                    .map(str::to_owned)
+            }
+        })
 }
 
 /// One pass over the config files for one target.
 struct Reader<'a> {
-    target: Target<'a>,
+    query: Query<'a>,
     home: &'a Path,
     config: &'a mut HostConfig,
 }
 
+/// Whether the lines of the current block apply to the target.
+#[derive(Debug, Clone)]
+enum Block {
+    Active,
+    Inactive,
+    /// Behind a `Match` criterion sshmcpd cannot evaluate: where, and which.
+    Undecided(Origin, String),
+}
+
+impl Block {
+    /// The state of a block inside a file included from a block in state
+    /// `self`: an inactive include makes everything in it inactive, as in
+    /// `ssh`.
+    fn within(&self, own: Block) -> Block {
+        match (self, own) {
+            (Block::Inactive, _) | (_, Block::Inactive) => Block::Inactive,
+            (Block::Undecided(origin, why), _) => Block::Undecided(origin.clone(), why.clone()),
+            (Block::Active, own) => own,
+        }
+    }
+}
+
 impl Reader<'_> {
-    /// Reads one file. `active` says whether lines before the file's first
-    /// `Host` or `Match` apply; `never` is set for a file included from a
-    /// block that does not apply, whose own blocks then never apply either
-    /// (as in `ssh`).
+    /// Reads one file. `outer` is the state of the block the file is
+    /// included from (`Active` for the top file): lines before the file's
+    /// first `Host` or `Match` are in that state, and the file's own blocks
+    /// can narrow it but never widen it.
     fn read_file(
         &mut self,
         path: &Path,
         depth: usize,
-        mut active: bool,
+        outer: &Block,
         included_at: Option<&Origin>,
     ) -> Result<(), SshConfigError> {
-        let never = !active;
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && included_at.is_none() => {
@@ -303,6 +540,9 @@ impl Reader<'_> {
             }
         };
         let text = String::from_utf8_lossy(&bytes);
+        let mut block = outer.clone();
+        // Undecided blocks that set nothing sshmcpd honours are logged once.
+        let mut unreported: Option<(Origin, String)> = None;
         for (index, line) in text.lines().enumerate() {
             let origin = Origin {
                 file: path.to_path_buf(),
@@ -318,10 +558,19 @@ impl Reader<'_> {
                     if args.is_empty() {
                         return Err(SshConfigError::at(&origin, "Host needs a pattern"));
                     }
-                    active = !never && host_line_matches(self.target.host, &args);
+                    let own = if host_line_matches(self.query.host, &args) {
+                        Block::Active
+                    } else {
+                        Block::Inactive
+                    };
+                    block = outer.within(own);
                 }
                 "match" => {
-                    active = !never && self.match_line_matches(&args, &origin)?;
+                    let own = self.match_line(&args, &origin)?;
+                    if let Block::Undecided(at, criterion) = &own {
+                        unreported = Some((at.clone(), criterion.clone()));
+                    }
+                    block = outer.within(own);
                 }
                 "include" => {
                     if depth + 1 > MAX_INCLUDE_DEPTH {
@@ -331,22 +580,84 @@ impl Reader<'_> {
                         ));
                     }
                     for file in self.include_files(&args, &origin)? {
-                        self.read_file(&file, depth + 1, active, Some(&origin))?;
+                        self.read_file(&file, depth + 1, &block, Some(&origin))?;
                     }
                 }
-                lower => {
-                    if let Some(keyword) = KEYWORDS.iter().find(|k| **k == lower)
-                        && active
-                    {
-                        self.config
-                            .directives
-                            .entry(keyword)
-                            .or_insert(Directive { args, origin });
+                other => {
+                    let Some(keyword) = KEYWORDS.iter().find(|k| k.eq_ignore_ascii_case(other))
+                    else {
+                        continue;
+                    };
+                    match &block {
+                        Block::Active => self.set(keyword, Directive { args, origin }),
+                        Block::Inactive => {}
+                        Block::Undecided(at, criterion) => {
+                            if self.undecided_matters(keyword) {
+                                return Err(SshConfigError::at(
+                                    &origin,
+                                    format!(
+                                        "this {} line is in the block of `Match {criterion}` at                                          {at}, which sshmcpd cannot evaluate, so it cannot tell                                          whether the line applies to {}. Rather than guess,                                          sshmcpd refuses; add a criterion it can evaluate                                          (`host`, `originalhost`, `user`, `localuser`) to that                                          Match line so the block is decided without the other",
+                                        keyword, self.query.host
+                                    ),
+                                ));
+                            }
+                        }
                     }
                 }
             }
         }
+        if let Some((at, criterion)) = unreported {
+            tracing::warn!(
+                "{at}: sshmcpd cannot evaluate `Match {criterion}`; the block sets nothing                  sshmcpd uses for {} yet, so it is skipped",
+                self.query.host
+            );
+        }
         Ok(())
+    }
+
+    /// Records a value: the first one for most keywords, every one for
+    /// [`LISTS`].
+    fn set(&mut self, keyword: &'static str, directive: Directive) {
+        let values = self.config.directives.entry(keyword).or_default();
+        if values.is_empty() || LISTS.contains(&keyword) {
+            values.push(directive);
+        }
+    }
+
+    /// Whether a line in an undecided block could change the result: a list
+    /// keyword always, another only while it has no value yet.
+    fn undecided_matters(&self, keyword: &str) -> bool {
+        LISTS.contains(&keyword)
+            || self
+                .config
+                .directives
+                .get(keyword)
+                .is_none_or(|values| values.is_empty())
+    }
+
+    /// The host `Match host` tests: `HostName` as read so far, else the
+    /// name as given, as in `ssh`.
+    fn match_host(&self) -> String {
+        self.config
+            .first("HostName")
+            .and_then(|d| d.args.first())
+            .and_then(|h| expand_hostname(h, self.query.host).ok())
+            .unwrap_or_else(|| self.query.host.to_owned())
+    }
+
+    /// The remote user `Match user` tests: the caller's, else `User` as
+    /// read so far, else the local user.
+    fn match_user(&self) -> String {
+        self.query
+            .user
+            .map(str::to_owned)
+            .or_else(|| {
+                self.config
+                    .first("User")
+                    .and_then(|d| d.args.first().cloned())
+            })
+            .or_else(local_user_name)
+            .unwrap_or_default()
     }
 
     /// The files an `Include` names: `~` expanded, relative paths under
@@ -383,15 +694,15 @@ impl Reader<'_> {
         Ok(files)
     }
 
-    /// `Match` criteria. Those sshmcpd cannot evaluate (`exec`,
-    /// `localnetwork`, `canonical`, …) make the block not apply, with a
-    /// warning, so the settings under them are visibly ignored rather than
-    /// applied to the wrong hosts.
-    fn match_line_matches(&self, args: &[String], origin: &Origin) -> Result<bool, SshConfigError> {
+    /// A `Match` line's criteria, all of which must hold. One that fails
+    /// decides the line whatever the others say; otherwise a criterion
+    /// sshmcpd cannot evaluate (`exec`, `localnetwork`, `canonical`,
+    /// `final`, `tagged`, …) leaves it undecided.
+    fn match_line(&self, args: &[String], origin: &Origin) -> Result<Block, SshConfigError> {
         if args.is_empty() {
             return Err(SshConfigError::at(origin, "Match needs a criterion"));
         }
-        let mut all = true;
+        let mut undecided = None;
         let mut words = args.iter();
         while let Some(word) = words.next() {
             let (negate, criterion) = match word.strip_prefix('!') {
@@ -400,7 +711,14 @@ impl Reader<'_> {
             };
             let criterion = criterion.to_ascii_lowercase();
             if criterion == "all" {
-                all &= !negate;
+                if negate {
+                    return Ok(Block::Inactive);
+                }
+                continue;
+            }
+            // Hostname canonicalisation and the final pass are not done.
+            if criterion == "canonical" || criterion == "final" {
+                undecided.get_or_insert_with(|| word.clone());
                 continue;
             }
             let Some(value) = words.next() else {
@@ -410,20 +728,25 @@ impl Reader<'_> {
                 ));
             };
             let matched = match criterion.as_str() {
-                "host" | "originalhost" => pattern_list_matches(self.target.host, value, true),
-                "user" => pattern_list_matches(self.target.user, value, false),
-                "localuser" => pattern_list_matches(&local_user(), value, false),
+                "host" => pattern_list_matches(&self.match_host(), value, true),
+                "originalhost" => pattern_list_matches(self.query.host, value, true),
+                "user" => pattern_list_matches(&self.match_user(), value, false),
+                "localuser" => {
+                    pattern_list_matches(&local_user_name().unwrap_or_default(), value, false)
+                }
                 _ => {
-                    tracing::warn!(
-                        "{origin}: sshmcpd cannot evaluate `Match {criterion}`; the settings \
-                         under it are ignored"
-                    );
-                    return Ok(false);
+                    undecided.get_or_insert_with(|| format!("{word} {value}"));
+                    continue;
                 }
             };
-            all &= matched != negate;
+            if matched == negate {
+                return Ok(Block::Inactive);
+            }
         }
-        Ok(all)
+        Ok(match undecided {
+            Some(criterion) => Block::Undecided(origin.clone(), criterion),
+            None => Block::Active,
+        })
     }
 }
 
@@ -548,6 +871,7 @@ mod tests {
     use super::*;
 
     const TARGET: Target<'static> = Target {
+        alias: "prod.example.com",
         host: "prod.example.com",
         port: 22,
         user: "deploy",
@@ -562,7 +886,11 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, text).unwrap();
         }
-        HostConfig::resolve(&home.join(".ssh/config"), home, target)
+        let query = Query {
+            host: target.alias,
+            user: Some(target.user),
+        };
+        HostConfig::resolve(&home.join(".ssh/config"), home, query)
     }
 
     fn strict(
@@ -617,6 +945,7 @@ mod tests {
             Some((StrictHostKeyChecking::Yes, 5))
         );
         let db = Target {
+            alias: "db.example.com",
             host: "db.example.com",
             ..TARGET
         };
@@ -640,13 +969,163 @@ mod tests {
             strict(&[("config", config)], TARGET),
             Some((StrictHostKeyChecking::Yes, 4))
         );
-        // `exec` cannot be evaluated: its block is ignored, not misapplied.
+    }
+
+    #[test]
+    fn an_undecidable_match_is_reported_where_it_could_matter() {
+        // `exec` cannot be evaluated, and the block would decide
+        // StrictHostKeyChecking: refused, naming both lines.
         let config = "Match exec \"true\"\n  StrictHostKeyChecking no\n\
+                      Match all\n  StrictHostKeyChecking yes\n";
+        let err = resolve(&[("config", config)], TARGET)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/.ssh/config:2: this StrictHostKeyChecking line"),
+            "{err}"
+        );
+        assert!(err.contains("`Match exec true` at "), "{err}");
+        assert!(err.contains("/.ssh/config:1"), "{err}");
+        // Decided by a criterion that fails, whatever exec would say.
+        let config = "Match host other exec \"true\"\n  StrictHostKeyChecking no\n\
                       Match all\n  StrictHostKeyChecking yes\n";
         assert_eq!(
             strict(&[("config", config)], TARGET),
             Some((StrictHostKeyChecking::Yes, 4))
         );
+        // Too late to matter: the keyword already has its value.
+        let config = "StrictHostKeyChecking yes\nMatch canonical\n  StrictHostKeyChecking no\n\
+                      ForwardAgent yes\n";
+        assert_eq!(
+            strict(&[("config", config)], TARGET),
+            Some((StrictHostKeyChecking::Yes, 1))
+        );
+        // A list keyword always matters; so does an included file's line.
+        let files = [
+            (
+                "config",
+                "IdentityFile ~/a\nMatch localnetwork 10.0.0.0/8\n  Include more\n",
+            ),
+            ("more", "IdentityFile ~/b\n"),
+        ];
+        let err = resolve(&files, TARGET).unwrap_err().to_string();
+        assert!(
+            err.contains("/.ssh/more:1: this IdentityFile line"),
+            "{err}"
+        );
+    }
+
+    fn lookup(files: &[(&str, &str)], host: &str, user: Option<&str>) -> (Login, Identities) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        std::fs::create_dir(home.join(".ssh")).unwrap();
+        for (name, text) in files {
+            std::fs::write(home.join(".ssh").join(name), text).unwrap();
+        }
+        let query = Query { host, user };
+        let config = HostConfig::resolve(&home.join(".ssh/config"), home, query).unwrap();
+        let login = config.login(query).unwrap();
+        let resolved = login.hostname.clone().unwrap_or_else(|| host.to_owned());
+        let target = Target {
+            alias: host,
+            host: &resolved,
+            port: login.port.unwrap_or(22),
+            user: user.or(login.user.as_deref()).unwrap_or("me"),
+        };
+        let mut identities = config.identities(target).unwrap();
+        // Relative to the temp home, which is gone once this returns.
+        for f in identities
+            .files
+            .iter_mut()
+            .chain(&mut identities.certificates)
+        {
+            *f = f
+                .strip_prefix(home)
+                .map(Path::to_path_buf)
+                .unwrap_or(f.clone());
+        }
+        (login, identities)
+    }
+
+    #[test]
+    fn login_settings_for_an_alias() {
+        let config = "Host web\n  HostName %h.internal\n  User deploy\n  Port 2222\n\
+                      \x20 ProxyJump ops@bastion:22\n  IdentityFile ~/.ssh/web_%r_%h\n\
+                      \x20 IdentitiesOnly yes\n  ConnectTimeout 7\n  ServerAliveInterval 0\n\
+                      Match host web.internal\n  User ignored\n  IdentityFile ~/.ssh/second\n\
+                      Host *\n  ServerAliveCountMax 9\n  User fallback\n";
+        let (login, identities) = lookup(&[("config", config)], "web", None);
+        assert_eq!(
+            login,
+            Login {
+                hostname: Some("web.internal".to_owned()),
+                user: Some("deploy".to_owned()),
+                port: Some(2222),
+                proxy_jump: Some("ops@bastion:22".to_owned()),
+                connect_timeout: Some(Duration::from_secs(7)),
+                server_alive_interval: Some(Duration::ZERO),
+                server_alive_count_max: Some(9),
+                identities_only: true,
+            }
+        );
+        assert!(!identities.defaults);
+        assert_eq!(
+            identities.files,
+            [
+                PathBuf::from(".ssh/web_deploy_web.internal"),
+                PathBuf::from(".ssh/second")
+            ]
+        );
+        // Another host: only the wildcard block, default identities.
+        let (login, identities) = lookup(&[("config", config)], "db", Some("root"));
+        assert_eq!(login.user.as_deref(), Some("fallback"));
+        assert_eq!(login.hostname, None);
+        assert_eq!(login.proxy_jump, None);
+        assert!(identities.defaults);
+        assert_eq!(
+            identities.files,
+            [".ssh/id_ed25519", ".ssh/id_ecdsa", ".ssh/id_rsa"].map(PathBuf::from)
+        );
+    }
+
+    #[test]
+    fn match_user_tests_the_callers_user_first() {
+        let config = "Match user admin\n  Port 2200\nHost *\n  User admin\n\
+                      Match user admin\n  ProxyJump gw\n";
+        let (login, _) = lookup(&[("config", config)], "h", Some("ops"));
+        assert_eq!((login.port, login.proxy_jump), (None, None));
+        let (login, _) = lookup(&[("config", config)], "h", None);
+        assert_eq!(login.port, None, "User is not set yet when line 1 is read");
+        assert_eq!(login.proxy_jump.as_deref(), Some("gw"));
+        let (login, _) = lookup(&[("config", "ProxyJump none\n")], "h", None);
+        assert_eq!(login.proxy_jump, None);
+    }
+
+    #[test]
+    fn bad_login_values_name_the_line() {
+        for (text, why) in [
+            ("Port 0\n", "Port must be"),
+            ("ConnectTimeout soon\n", "seconds"),
+            ("HostName %d.x\n", "%h and %%"),
+            ("IdentitiesOnly maybe\n", "yes or no"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join(".ssh")).unwrap();
+            std::fs::write(dir.path().join(".ssh/config"), text).unwrap();
+            let query = Query {
+                host: "h",
+                user: None,
+            };
+            let err = HostConfig::resolve(&dir.path().join(".ssh/config"), dir.path(), query)
+                .unwrap()
+                .login(query)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("/.ssh/config:1: ") && err.contains(why),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -679,6 +1158,7 @@ mod tests {
         );
         // Included from a block that does not apply: nothing in it applies.
         let other = Target {
+            alias: "other",
             host: "other",
             ..TARGET
         };

@@ -41,6 +41,8 @@ const PASS_THROUGH: [&str; 3] = ["PATH", "RUST_LOG", "RUST_BACKTRACE"];
 pub struct Env {
     dir: TempDir,
     sshmcpd: PathBuf,
+    /// Set with [`Env::set_var`]; they come last, so they win.
+    extra: Vec<(OsString, OsString)>,
 }
 
 impl Env {
@@ -58,6 +60,7 @@ impl Env {
         let env = Env {
             dir,
             sshmcpd: bin_path("sshmcpd"),
+            extra: Vec::new(),
         };
         for sub in ["home", "run", "state", "config"] {
             let path = env.dir().join(sub);
@@ -119,7 +122,17 @@ impl Env {
                 .iter()
                 .filter_map(|k| std::env::var_os(k).map(|v| (OsString::from(k), v))),
         );
+        vars.extend(self.extra.iter().cloned());
         vars
+    }
+
+    /// Sets `key` for every process started in this sandbox from now on
+    /// (not for those already running): `SSH_AUTH_SOCK` for a shim but not
+    /// the daemon started before it, `SSHMCP_LOG` for a daemon.
+    pub fn set_var(&mut self, key: impl Into<OsString>, value: impl Into<OsString>) {
+        let key = key.into();
+        self.extra.retain(|(k, _)| *k != key);
+        self.extra.push((key, value.into()));
     }
 
     /// A command for `program` with exactly this sandbox's environment and

@@ -6,6 +6,8 @@
 //! - [`Sshd`] / [`SshdConfig`]: an OpenSSH `sshd` on 127.0.0.1 with its own
 //!   host key, client key and `authorized_keys`.
 //! - [`TestUser`]: the ordinary local account tests log in as besides root.
+//! - [`Agent`]: an `ssh-agent` of the test's own; [`keygen`] and
+//!   [`sign_user_key`] make the keys and certificates to put in it.
 //! - [`Env`]: `HOME`, `XDG_*` and `SSHMCP_SOCKET` inside a temp dir, so
 //!   nothing touches the real user's files or daemon.
 //! - [`Daemon`], [`run_cli`]: `sshmcpd serve` and its CLI in that sandbox.
@@ -27,6 +29,7 @@
 //! `sshmcp-proto`'s rendezvous names, so it tests what users run.
 //! Linux only: it reads `/proc` and uses `SO_PEERCRED`.
 
+mod agent;
 mod daemon;
 mod data;
 mod env;
@@ -37,6 +40,7 @@ mod user;
 mod wait;
 mod world;
 
+pub use agent::{Agent, keygen, sign_user_key};
 pub use daemon::{Daemon, run_cli};
 pub use data::{random_file, sha256_file};
 pub use env::Env;

@@ -288,6 +288,11 @@ impl Sshd {
         );
     }
 
+    /// The listening sshd's pid; each connection is served by a child of it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The port sshd listens on.
     pub fn port(&self) -> u16 {
         self.port
@@ -303,6 +308,22 @@ impl Sshd {
     /// others can read, and the daemon under test runs as that same user.
     pub fn client_key(&self) -> PathBuf {
         self.dir.path().join(CLIENT_KEY)
+    }
+
+    /// Adds the public key file `public` to `authorized_keys`, for every
+    /// user, as the fixture's own client key is.
+    ///
+    /// # Panics
+    ///
+    /// When either file cannot be read or written.
+    pub fn authorize(&self, public: &Path) {
+        let key =
+            fs::read_to_string(public).unwrap_or_else(|e| panic!("read {}: {e}", public.display()));
+        let path = self.dir.path().join(AUTHORIZED_KEYS);
+        let mut text = fs::read_to_string(&path).expect("read authorized_keys");
+        text.push_str(key.trim_end());
+        text.push('\n');
+        fs::write(&path, text).expect("write authorized_keys");
     }
 
     /// The server's public host key (`ssh-ed25519 AAAA... comment`).
@@ -508,8 +529,10 @@ fn wait_listening(lines: &Receiver<String>, port: u16) -> Result<(), StartFailur
         match lines.recv_timeout(left) {
             Ok(line) if line.contains(&ready) => return Ok(()),
             // "Bind to port N on 127.0.0.1 failed: Address already in use."
+            // At LogLevel DEBUG1 a successful bind logs "Bind to port N" too.
             Ok(line)
-                if line.contains("Bind to port") || line.contains("Address already in use") =>
+                if (line.contains("Bind to port") && line.contains("failed"))
+                    || line.contains("Address already in use") =>
             {
                 return Err(StartFailure::PortTaken);
             }

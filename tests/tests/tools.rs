@@ -56,12 +56,21 @@ fn tools_list_has_the_six_tools_with_the_spec_parameters() {
         (props, required)
     };
     // The spec's parameters, exactly its required ones; anything added
-    // beside them is optional.
+    // beside them is optional. connect's username is optional since
+    // ~/.ssh/config or the local user name supplies it, as for `ssh`.
     let spec: [(&str, &[&str], &[&str]); 6] = [
         (
             "connect",
-            &["hostname", "username", "password", "private_key", "port"],
-            &["hostname", "username"],
+            &[
+                "hostname",
+                "username",
+                "password",
+                "private_key",
+                "port",
+                "passphrase",
+                "jump",
+            ],
+            &["hostname"],
         ),
         ("disconnect", &["session_id"], &["session_id"]),
         ("list_sessions", &[], &[]),

@@ -37,6 +37,12 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// A jump chain as `connect` takes it: a user and port on the first hop, a
+/// bare address on the second.
+pub const JUMP_CHAIN: &str = "admin@bastion:2222,10.0.0.5";
+
+/// A session reached through an `~/.ssh/config` alias and [`JUMP_CHAIN`]. A
+/// disconnected one says why.
 pub fn session(id: &str, state: SessionState) -> SessionInfo {
     SessionInfo {
         session_id: id.into(),
@@ -46,6 +52,34 @@ pub fn session(id: &str, state: SessionState) -> SessionInfo {
         state,
         connected_at_ms: 1_735_689_600_000,
         last_used_at_ms: 1_735_693_200_123,
+        alias: Some("build".into()),
+        jump: Some(JUMP_CHAIN.into()),
+        commands_run: 17,
+        bytes_moved: 48_213_907,
+        last_error: match state {
+            SessionState::Connected => None,
+            SessionState::Disconnected => {
+                Some("the SSH connection was lost: connection reset by peer".into())
+            }
+        },
+    }
+}
+
+/// A session that has done nothing yet: no alias, no jump, zero counters.
+pub fn fresh_session(id: &str) -> SessionInfo {
+    SessionInfo {
+        session_id: id.into(),
+        hostname: "10.0.0.5".into(),
+        username: "root".into(),
+        port: 22,
+        state: SessionState::Connected,
+        connected_at_ms: 0,
+        last_used_at_ms: 0,
+        alias: None,
+        jump: None,
+        commands_run: 0,
+        bytes_moved: 0,
+        last_error: None,
     }
 }
 
@@ -81,10 +115,13 @@ pub fn all_requests() -> Vec<Request> {
     vec![
         Request::Connect(ConnectRequest {
             hostname: "build-01.example.internal".into(),
-            username: "deploy".into(),
-            port: 22,
+            username: Some("deploy".into()),
+            port: Some(22),
             password: Some(Secret::new("correct horse battery staple".into())),
             private_key: Some("/home/deploy/.ssh/id_ed25519".into()),
+            passphrase: Some(Secret::new("tr0ub4dor&3 ünïcødé".into())),
+            jump: Some(JUMP_CHAIN.into()),
+            agent_socket: Some("/run/user/1000/gnupg/S.gpg-agent.ssh".into()),
         }),
         Request::Disconnect {
             session_id: "a1b2c3d4".into(),
@@ -126,12 +163,49 @@ pub fn all_requests() -> Vec<Request> {
 /// Extra requests that exercise the `None` / empty sides of optional fields.
 pub fn edge_requests() -> Vec<Request> {
     vec![
+        // Everything from `~/.ssh/config`: an alias and nothing else.
         Request::Connect(ConnectRequest {
-            hostname: "[::1]".into(),
-            username: String::new(),
-            port: u16::MAX,
+            hostname: "build".into(),
+            username: None,
+            port: None,
             password: None,
             private_key: None,
+            passphrase: None,
+            jump: None,
+            agent_socket: None,
+        }),
+        // The agent only, through one jump host, with the port from config.
+        Request::Connect(ConnectRequest {
+            hostname: "10.0.0.5".into(),
+            username: Some("root".into()),
+            port: None,
+            password: None,
+            private_key: None,
+            passphrase: None,
+            jump: Some("bastion".into()),
+            agent_socket: Some("/tmp/ssh-XXXXk3Jd9q/agent.4711".into()),
+        }),
+        // An encrypted key and no password; extreme and empty values.
+        Request::Connect(ConnectRequest {
+            hostname: "[::1]".into(),
+            username: Some(String::new()),
+            port: Some(u16::MAX),
+            password: None,
+            private_key: Some("/home/me/.ssh/id_rsa".into()),
+            passphrase: Some(Secret::new(String::new())),
+            jump: Some(String::new()),
+            agent_socket: Some(String::new()),
+        }),
+        // A password and port 0, no user.
+        Request::Connect(ConnectRequest {
+            hostname: "db.example.internal".into(),
+            username: None,
+            port: Some(0),
+            password: Some(Secret::new("hunter2".into())),
+            private_key: None,
+            passphrase: None,
+            jump: Some(JUMP_CHAIN.into()),
+            agent_socket: None,
         }),
         Request::Execute(ExecuteRequest {
             session_id: String::new(),
@@ -187,6 +261,10 @@ pub fn all_responses() -> Vec<Response> {
             session_id: "a1b2c3d4".into(),
             host_key_fingerprint: "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8".into(),
             host_key_learned: true,
+            hostname: "build-01.example.internal".into(),
+            username: "deploy".into(),
+            port: 2222,
+            auth_method: "publickey".into(),
         }),
         Response::Disconnected {
             session_id: "a1b2c3d4".into(),
@@ -210,6 +288,7 @@ pub fn all_responses() -> Vec<Response> {
                 ms: 30_000,
                 source: DeadlineSource::Request,
             }),
+            reconnected: false,
         }),
         Response::Transferred(TransferResult {
             local_path: "/home/me/build/app.tar.gz".into(),
@@ -219,6 +298,7 @@ pub fn all_responses() -> Vec<Response> {
             notes: vec!["the remote file was replaced non-atomically".into()],
             files: 1,
             skipped: Vec::new(),
+            reconnected: false,
         }),
         Response::Status(DaemonStatus {
             pid: 41_234,
@@ -228,6 +308,7 @@ pub fn all_responses() -> Vec<Response> {
             socket: "/run/user/1000/sshmcp/sshmcpd.sock".into(),
             log_path: "/home/me/.local/state/sshmcp/sshmcpd.log".into(),
             sessions: vec![session("a1b2c3d4", SessionState::Connected)],
+            socket_activated: false,
         }),
         Response::ShuttingDown,
         Response::Error(ErrorBody::new(
@@ -245,7 +326,36 @@ pub fn all_responses() -> Vec<Response> {
 /// Extra responses for the `None` / empty / extreme sides of fields.
 pub fn edge_responses() -> Vec<Response> {
     vec![
+        // Password login to a host given by address: no alias to resolve.
+        Response::Connected(ConnectResult {
+            session_id: "e5f6a7b8".into(),
+            host_key_fingerprint: "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s".into(),
+            host_key_learned: false,
+            hostname: "10.0.0.5".into(),
+            username: "root".into(),
+            port: u16::MAX,
+            auth_method: "keyboard-interactive".into(),
+        }),
+        Response::Connected(ConnectResult {
+            session_id: String::new(),
+            host_key_fingerprint: String::new(),
+            host_key_learned: false,
+            hostname: String::new(),
+            username: String::new(),
+            port: 0,
+            auth_method: String::new(),
+        }),
         Response::Sessions(Vec::new()),
+        Response::Sessions(vec![
+            fresh_session("00000000"),
+            SessionInfo {
+                commands_run: u64::MAX,
+                bytes_moved: u64::MAX,
+                last_error: Some("ünïcødé error: timed out after 30 s".into()),
+                ..session("ffffffff", SessionState::Connected)
+            },
+            session("e5f6a7b8", SessionState::Disconnected),
+        ]),
         Response::Executed(ExecuteResult {
             stdout: StreamOutput::default(),
             stderr: StreamOutput::default(),
@@ -256,6 +366,7 @@ pub fn edge_responses() -> Vec<Response> {
                 ms: u64::MAX,
                 source: DeadlineSource::ConfigMax,
             }),
+            reconnected: true,
         }),
         Response::Executed(ExecuteResult {
             stdout: whole_stream(&[0; 1000]),
@@ -267,6 +378,7 @@ pub fn edge_responses() -> Vec<Response> {
                 ms: 0,
                 source: DeadlineSource::ConfigDefault,
             }),
+            reconnected: false,
         }),
         // A pty run that outgrew its spill file: stdout holds both streams,
         // and the file lacks the end.
@@ -285,6 +397,7 @@ pub fn edge_responses() -> Vec<Response> {
             signal: Some("INT".into()),
             timed_out: false,
             deadline: None,
+            reconnected: true,
         }),
         Response::Transferred(TransferResult {
             local_path: String::new(),
@@ -294,6 +407,7 @@ pub fn edge_responses() -> Vec<Response> {
             notes: Vec::new(),
             files: 0,
             skipped: Vec::new(),
+            reconnected: false,
         }),
         Response::Transferred(TransferResult {
             local_path: "/home/me/site".into(),
@@ -306,6 +420,22 @@ pub fn edge_responses() -> Vec<Response> {
                 "cache/fifo: not a regular file, directory or symlink".into(),
                 "img/caf\u{fffd}.png: name is not UTF-8".into(),
             ],
+            reconnected: true,
+        }),
+        // Started by systemd socket activation, with sessions in both states.
+        Response::Status(DaemonStatus {
+            pid: u32::MAX,
+            version: "sshmcpd 0.1.0".into(),
+            proto_version: sshmcp_proto::PROTOCOL_VERSION,
+            uptime_s: 0,
+            socket: "/run/user/1000/sshmcp/sshmcpd.sock".into(),
+            log_path: "/home/me/.local/state/sshmcp/sshmcpd.log".into(),
+            sessions: vec![
+                session("a1b2c3d4", SessionState::Connected),
+                session("e5f6a7b8", SessionState::Disconnected),
+                fresh_session("00000000"),
+            ],
+            socket_activated: true,
         }),
         Response::Error(ErrorBody::new(
             ErrorKind::Cancelled,

@@ -1,5 +1,7 @@
-//! Opening an SSH connection: TCP, host-key verification against
-//! known_hosts, and authentication.
+//! Opening an SSH connection: `~/.ssh/config` applied, TCP (or a
+//! `direct-tcpip` channel through each jump host in turn), host-key
+//! verification against known_hosts for every hop, and authentication (see
+//! [`auth`](super::auth)).
 //!
 //! Host keys are checked the way `ssh` checks them, in the files `ssh` would
 //! read (`UserKnownHostsFile`, `GlobalKnownHostsFile` from `~/.ssh/config`,
@@ -7,19 +9,31 @@
 //! never does, whatever any setting says: accept a changed key, or learn a
 //! second key type for a host it already knows.
 
+use super::auth::{self, Credentials};
+use super::jump::{self, HopSpec};
 use super::known_hosts::{self, CertCheck, Entry, HostEntries, KeyCheck};
 use crate::config::HostKeyPolicy;
 use crate::error::RequestError;
-use crate::ssh_config::{self, HostConfig, StrictHostKeyChecking, Target};
-use russh::Preferred;
-use russh::client::{self, AuthResult, Handle};
-use russh::keys::{
-    Algorithm, Certificate, HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate,
+use crate::ssh_config::{
+    self, HostConfig, Identities, Query, StrictHostKeyChecking, Target, local_user_name,
 };
-use sshmcp_proto::{ErrorKind, Secret};
-use std::path::{Path, PathBuf};
+use russh::Preferred;
+use russh::client::{self, Handle};
+use russh::keys::{Algorithm, Certificate, HashAlg, PublicKey, PublicKeyOrCertificate};
+use sshmcp_proto::{ConnectRequest, ErrorKind, Secret};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Jump hosts in one chain at most, counting those a first hop's own
+/// `ProxyJump` adds: a bound for configs whose `ProxyJump`s form a loop.
+const MAX_HOPS: usize = 16;
+
+/// SSH keepalives when `~/.ssh/config` sets none: sessions are kept open
+/// for a long time, and keepalives notice a dead peer without killing idle
+/// sessions.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const KEEPALIVE_MAX: usize = 3;
 
 /// A connected, authenticated SSH connection.
 pub type SshHandle = Handle<HostKeyVerifier>;
@@ -39,15 +53,194 @@ pub struct TrustSettings {
     pub home: PathBuf,
 }
 
-/// Everything needed to open one connection.
+/// Everything needed to open one connection, with `~/.ssh/config` already
+/// applied. The session keeps it so that a dropped connection is re-opened
+/// to the same place, through the same jump hosts, with the same
+/// credentials (secrets zeroized on drop, in memory only).
+#[derive(Clone)]
 pub struct ConnectParams {
+    pub target: Endpoint,
+    /// Jump hosts, first hop first; empty for a direct connection.
+    pub jumps: Vec<Endpoint>,
+    /// Logs in to the target only, as `ssh -i` does; jump hosts use the
+    /// agent and their identity files.
+    pub private_key: Option<PathBuf>,
+    pub password: Option<Secret>,
+    /// Of `private_key`, or of encrypted identity files when there is none.
+    pub passphrase: Option<Secret>,
+    /// The client's ssh-agent, for the target and every hop.
+    pub agent_socket: Option<PathBuf>,
+    pub trust: Arc<TrustSettings>,
+}
+
+/// One SSH server on the way (a jump host or the target), resolved.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The name as given, which `Host` blocks were matched against.
+    pub alias: String,
+    /// Where to connect, after `HostName`.
     pub hostname: String,
     pub port: u16,
     pub username: String,
-    pub password: Option<Secret>,
-    pub private_key: Option<PathBuf>,
-    pub trust: Arc<TrustSettings>,
+    pub identities: Identities,
+    pub identities_only: bool,
+    /// How long reaching and logging in to this host may take
+    /// (`ConnectTimeout`, else sshmcpd's default).
     pub timeout: Duration,
+    /// `ServerAliveInterval`, `None` when turned off.
+    pub keepalive_interval: Option<Duration>,
+    pub keepalive_max: usize,
+    /// `ProxyJump` from the config, when the caller gave no `jump`.
+    proxy_jump: Option<String>,
+}
+
+impl Endpoint {
+    /// Applies `~/.ssh/config` to `name`; `user` and `port` given by the
+    /// caller win over it.
+    fn resolve(
+        trust: &TrustSettings,
+        name: &str,
+        user: Option<&str>,
+        port: Option<u16>,
+        default_timeout: Duration,
+    ) -> Result<Endpoint, RequestError> {
+        let config_error = |e: ssh_config::SshConfigError| RequestError::local_io(e.to_string());
+        let query = Query { host: name, user };
+        let config =
+            HostConfig::resolve(&trust.ssh_config, &trust.home, query).map_err(config_error)?;
+        let login = config.login(query).map_err(config_error)?;
+        let hostname = login.hostname.unwrap_or_else(|| name.to_owned());
+        let username = user
+            .map(str::to_owned)
+            .or(login.user)
+            .or_else(local_user_name)
+            .ok_or_else(|| {
+                RequestError::bad_request(format!(
+                    "give a username for {name}: neither ~/.ssh/config nor the local user name                      supplies one"
+                ))
+            })?;
+        let port = port.or(login.port).unwrap_or(22);
+        let identities = config
+            .identities(Target {
+                alias: name,
+                host: &hostname,
+                port,
+                user: &username,
+            })
+            .map_err(config_error)?;
+        Ok(Endpoint {
+            alias: name.to_owned(),
+            hostname,
+            port,
+            username,
+            identities,
+            identities_only: login.identities_only,
+            timeout: login
+                .connect_timeout
+                .filter(|t| !t.is_zero())
+                .unwrap_or(default_timeout),
+            keepalive_interval: match login.server_alive_interval {
+                None => Some(KEEPALIVE_INTERVAL),
+                Some(interval) => Some(interval).filter(|i| !i.is_zero()),
+            },
+            keepalive_max: login
+                .server_alive_count_max
+                .map_or(KEEPALIVE_MAX, |n| n as usize),
+            proxy_jump: login.proxy_jump,
+        })
+    }
+
+    /// `user@host:port`, for messages.
+    pub fn label(&self) -> String {
+        format!(
+            "{}@{}",
+            self.username,
+            host_label(&self.hostname, self.port)
+        )
+    }
+}
+
+impl ConnectParams {
+    /// Resolves a connect request against `~/.ssh/config`: the target's
+    /// `HostName`, `User`, `Port` and identities, and the jump chain (the
+    /// request's `jump`, else the target's `ProxyJump`; a first hop's own
+    /// `ProxyJump` goes before it, as with `ssh -J`).
+    ///
+    /// # Errors
+    /// `BadRequest` for a malformed jump list or no user name to be had,
+    /// `LocalIo` for a config `ssh` would refuse too.
+    pub fn resolve(
+        req: ConnectRequest,
+        trust: Arc<TrustSettings>,
+        timeout: Duration,
+    ) -> Result<ConnectParams, RequestError> {
+        let username = req.username.as_deref().filter(|u| !u.trim().is_empty());
+        let target = Endpoint::resolve(&trust, &req.hostname, username, req.port, timeout)?;
+        let chain = match req.jump.as_deref().map(str::trim) {
+            Some(spec) if !spec.is_empty() => Some(spec.to_owned()),
+            _ => target.proxy_jump.clone(),
+        };
+        let mut jumps = Vec::new();
+        if let Some(chain) = chain {
+            let hops = jump::parse(&chain).map_err(RequestError::bad_request)?;
+            jumps = resolve_chain(&trust, hops, timeout, 0)?;
+        }
+        Ok(ConnectParams {
+            target,
+            jumps,
+            private_key: req.private_key.map(PathBuf::from),
+            password: req.password,
+            passphrase: req.passphrase,
+            agent_socket: req.agent_socket.map(PathBuf::from),
+            trust,
+        })
+    }
+
+    /// The jump hosts, `user@host:port` comma-separated, as `list_sessions`
+    /// shows them; `None` for a direct connection.
+    pub fn jump_list(&self) -> Option<String> {
+        (!self.jumps.is_empty()).then(|| {
+            self.jumps
+                .iter()
+                .map(Endpoint::label)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
+}
+
+/// Resolves the hops of a jump list; the first hop's own `ProxyJump` (from
+/// its config) is put before it, as `ssh` reaches a jump host the way it
+/// would reach it directly.
+fn resolve_chain(
+    trust: &TrustSettings,
+    hops: Vec<HopSpec>,
+    timeout: Duration,
+    depth: usize,
+) -> Result<Vec<Endpoint>, RequestError> {
+    let mut endpoints = Vec::new();
+    for (index, hop) in hops.into_iter().enumerate() {
+        let endpoint = Endpoint::resolve(trust, &hop.host, hop.user.as_deref(), hop.port, timeout)?;
+        if index == 0
+            && let Some(before) = &endpoint.proxy_jump
+        {
+            let before = jump::parse(before).map_err(|e| {
+                RequestError::local_io(format!(
+                    "ProxyJump of jump host {} in ~/.ssh/config: {e}",
+                    hop.host
+                ))
+            })?;
+            endpoints.extend(resolve_chain(trust, before, timeout, depth + 1)?);
+        }
+        endpoints.push(endpoint);
+        if endpoints.len() + depth > MAX_HOPS {
+            return Err(RequestError::bad_request(format!(
+                "the jump chain to {} grows past {MAX_HOPS} hosts; check ~/.ssh/config for                  ProxyJump settings that lead back to each other",
+                hop.host
+            )));
+        }
+    }
+    Ok(endpoints)
 }
 
 /// Whether the server's host key was already trusted.
@@ -61,6 +254,8 @@ pub struct Connection {
     pub handle: SshHandle,
     pub host_key_fingerprint: String,
     pub host_key_status: HostKeyStatus,
+    /// The method that logged in.
+    pub auth_method: &'static str,
 }
 
 /// The host-key rules for one connection, resolved before connecting: the
@@ -87,14 +282,21 @@ enum Strictness {
 }
 
 impl HostKeyRules {
-    fn resolve(params: &ConnectParams) -> Result<Self, RequestError> {
-        let trust = &params.trust;
+    /// Reads the host-key settings for `endpoint` from `~/.ssh/config`
+    /// again (they may have changed since the session was opened) and the
+    /// known_hosts entries for its host.
+    fn resolve(endpoint: &Endpoint, trust: &TrustSettings) -> Result<Self, RequestError> {
         let target = Target {
-            host: &params.hostname,
-            port: params.port,
-            user: &params.username,
+            alias: &endpoint.alias,
+            host: &endpoint.hostname,
+            port: endpoint.port,
+            user: &endpoint.username,
         };
-        let settings = HostConfig::resolve(&trust.ssh_config, &trust.home, target)
+        let query = Query {
+            host: &endpoint.alias,
+            user: Some(&endpoint.username),
+        };
+        let settings = HostConfig::resolve(&trust.ssh_config, &trust.home, query)
             .and_then(|config| config.host_keys(target))
             .map_err(|e| RequestError::local_io(e.to_string()))?;
         let strict = match settings.strict_host_key_checking {
@@ -105,7 +307,7 @@ impl HostKeyRules {
                 HostKeyPolicy::AcceptNew => None,
             },
         };
-        let name = known_hosts::lookup_name(&params.hostname, params.port);
+        let name = known_hosts::lookup_name(&endpoint.hostname, endpoint.port);
         let files: Vec<PathBuf> = settings
             .user_known_hosts_files
             .iter()
@@ -117,12 +319,12 @@ impl HostKeyRules {
                 "cannot read {} to verify the host key of {}: {e}; fix its permissions or set \
                  UserKnownHostsFile/GlobalKnownHostsFile in ~/.ssh/config",
                 file.display(),
-                host_label(&params.hostname, params.port)
+                host_label(&endpoint.hostname, endpoint.port)
             ))
         })?;
         Ok(HostKeyRules {
-            host: params.hostname.clone(),
-            port: params.port,
+            host: endpoint.hostname.clone(),
+            port: endpoint.port,
             name,
             strict,
             user_files: settings.user_known_hosts_files,
@@ -164,9 +366,14 @@ fn same_key_type(a: &Algorithm, b: &Algorithm) -> bool {
 ///
 /// russh only learns that the key was refused, so the reason is left in
 /// `verdict` for the caller to report.
+///
+/// russh keeps the handler for as long as the connection runs, so the
+/// handler also owns the connection to the jump host this one is tunnelled
+/// through: the tunnel lives exactly as long as the connection inside it.
 pub struct HostKeyVerifier {
     rules: HostKeyRules,
     verdict: Arc<Mutex<Option<Verdict>>>,
+    _carrier: Option<SshHandle>,
 }
 
 /// The fingerprint and whether it was known, or why the key was refused.
@@ -382,13 +589,13 @@ fn verify_certificate(rules: &HostKeyRules, cert: &Certificate) -> Verdict {
     }
 }
 
-fn client_config(preferred: Preferred) -> client::Config {
+fn client_config(preferred: Preferred, endpoint: &Endpoint) -> client::Config {
     client::Config {
         // Sessions are kept open for a long time; SSH keepalives notice a
         // dead peer without killing idle sessions.
         inactivity_timeout: None,
-        keepalive_interval: Some(Duration::from_secs(15)),
-        keepalive_max: 3,
+        keepalive_interval: endpoint.keepalive_interval,
+        keepalive_max: endpoint.keepalive_max,
         nodelay: true,
         window_size: 16 * 1024 * 1024,
         preferred,
@@ -396,52 +603,134 @@ fn client_config(preferred: Preferred) -> client::Config {
     }
 }
 
-/// Connects and authenticates.
+/// Connects through the jump hosts, if any, to the target and logs in.
 ///
 /// # Errors
-/// `ConnectFailed` (unreachable, timed out), `HostKeyRejected`, `AuthFailed`
-/// (with the methods tried and offered), `LocalIo` (key file unreadable).
+/// `ConnectFailed` (unreachable, timed out, a jump host refused to
+/// forward), `HostKeyRejected` (for any hop), `AuthFailed` (with the
+/// methods tried and offered, and which hop), `LocalIo` (key file
+/// unreadable, `~/.ssh/config` unusable).
 pub async fn connect(params: ConnectParams) -> Result<Connection, RequestError> {
-    let label = format!(
-        "{}@{}",
-        params.username,
-        host_label(&params.hostname, params.port)
-    );
-    let deadline = params.timeout;
-    tokio::time::timeout(deadline, connect_inner(params, &label))
+    // Load the key first: a missing or encrypted key is the user's to fix
+    // and needs no network.
+    let key = match &params.private_key {
+        Some(path) => Some(
+            auth::load_key(path, params.passphrase.as_ref())
+                .map(Arc::new)
+                .map_err(|e| {
+                    RequestError::new(e.kind, format!("private key {}: {}", path.display(), e.why))
+                })?,
+        ),
+        None => None,
+    };
+    let mut carrier: Option<SshHandle> = None;
+    for (index, hop) in params.jumps.iter().enumerate() {
+        let what = format!(
+            "jump host {} (hop {} of {})",
+            hop.label(),
+            index + 1,
+            params.jumps.len()
+        );
+        let creds = Credentials {
+            user: &hop.username,
+            private_key: None,
+            password: None,
+            passphrase: None,
+            agent_socket: params.agent_socket.as_deref(),
+            identities: &hop.identities,
+            identities_only: hop.identities_only,
+        };
+        let conn = open(hop, &params.trust, carrier.take(), &creds)
+            .await
+            .map_err(|e| RequestError::new(e.kind, format!("{what}: {}", e.message)))?;
+        tracing::info!(hop = %hop.label(), method = conn.auth_method, "logged in to jump host");
+        carrier = Some(conn.handle);
+    }
+    let target = &params.target;
+    let creds = Credentials {
+        user: &target.username,
+        private_key: params.private_key.as_deref().zip(key),
+        password: params.password.as_ref(),
+        passphrase: params.passphrase.as_ref(),
+        agent_socket: params.agent_socket.as_deref(),
+        identities: &target.identities,
+        identities_only: target.identities_only,
+    };
+    open(target, &params.trust, carrier, &creds).await
+}
+
+/// Connects to one endpoint, directly or through `carrier`, within its
+/// timeout, and logs in.
+async fn open(
+    endpoint: &Endpoint,
+    trust: &TrustSettings,
+    carrier: Option<SshHandle>,
+    creds: &Credentials<'_>,
+) -> Result<Connection, RequestError> {
+    let label = endpoint.label();
+    tokio::time::timeout(endpoint.timeout, open_inner(endpoint, trust, carrier, creds, &label))
         .await
         .unwrap_or_else(|_| {
             Err(RequestError::new(
                 ErrorKind::ConnectFailed,
                 format!(
-                    "connecting to {label} timed out after {} s; check that the host is up and \
-                     the port is right",
-                    deadline.as_secs()
+                    "connecting to {label} timed out after {} s; check that the host is up and                      the port is right (ConnectTimeout in ~/.ssh/config sets this limit)",
+                    endpoint.timeout.as_secs()
                 ),
             ))
         })
 }
 
-async fn connect_inner(params: ConnectParams, label: &str) -> Result<Connection, RequestError> {
-    // Load the key first: a missing or encrypted key is the user's to fix
-    // and needs no network.
-    let key = match &params.private_key {
-        Some(path) => Some(load_key(path)?),
-        None => None,
-    };
-    let rules = HostKeyRules::resolve(&params)?;
-    let config = client_config(rules.preferred());
+async fn open_inner(
+    endpoint: &Endpoint,
+    trust: &TrustSettings,
+    carrier: Option<SshHandle>,
+    creds: &Credentials<'_>,
+    label: &str,
+) -> Result<Connection, RequestError> {
+    let rules = HostKeyRules::resolve(endpoint, trust)?;
+    let config = Arc::new(client_config(rules.preferred(), endpoint));
     let verdict = Arc::new(Mutex::new(None));
-    let verifier = HostKeyVerifier {
-        rules,
-        verdict: verdict.clone(),
+    let connected = match carrier {
+        None => {
+            let verifier = HostKeyVerifier {
+                rules,
+                verdict: verdict.clone(),
+                _carrier: None,
+            };
+            client::connect(
+                config,
+                (endpoint.hostname.as_str(), endpoint.port),
+                verifier,
+            )
+            .await
+        }
+        Some(carrier) => {
+            let channel = carrier
+                .channel_open_direct_tcpip(
+                    endpoint.hostname.as_str(),
+                    u32::from(endpoint.port),
+                    "127.0.0.1",
+                    0,
+                )
+                .await
+                .map_err(|e| {
+                    RequestError::new(
+                        ErrorKind::ConnectFailed,
+                        format!(
+                            "the jump host did not open a connection to {label}: {e}; check                              that it may forward TCP (AllowTcpForwarding in its sshd_config)                              and can reach {}",
+                            host_label(&endpoint.hostname, endpoint.port)
+                        ),
+                    )
+                })?;
+            let verifier = HostKeyVerifier {
+                rules,
+                verdict: verdict.clone(),
+                _carrier: Some(carrier),
+            };
+            client::connect_stream(config, channel.into_stream(), verifier).await
+        }
     };
-    let connected = client::connect(
-        Arc::new(config),
-        (params.hostname.as_str(), params.port),
-        verifier,
-    )
-    .await;
     let verdict = verdict.lock().unwrap_or_else(|e| e.into_inner()).take();
     let mut handle = match connected {
         Ok(handle) => handle,
@@ -451,8 +740,7 @@ async fn connect_inner(params: ConnectParams, label: &str) -> Result<Connection,
                 _ => RequestError::new(
                     ErrorKind::ConnectFailed,
                     format!(
-                        "cannot connect to {label}: {e}; check the hostname and port and that \
-                         an SSH server is listening there"
+                        "cannot connect to {label}: {e}; check the hostname and port and that                          an SSH server is listening there"
                     ),
                 ),
             });
@@ -464,123 +752,20 @@ async fn connect_inner(params: ConnectParams, label: &str) -> Result<Connection,
             format!("connected to {label} without a host-key verdict"),
         ));
     };
-    authenticate(&mut handle, &params, key, label).await?;
+    let auth_method = auth::authenticate(&mut handle, creds, label).await?;
     Ok(Connection {
         handle,
         host_key_fingerprint,
         host_key_status,
+        auth_method,
     })
-}
-
-fn load_key(path: &Path) -> Result<russh::keys::PrivateKey, RequestError> {
-    let shown = path.display();
-    match russh::keys::load_secret_key(path, None) {
-        Ok(key) => Ok(key),
-        Err(russh::keys::Error::IO(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(
-            RequestError::local_io(format!("private key file {shown} does not exist")),
-        ),
-        Err(russh::keys::Error::IO(e)) => Err(RequestError::local_io(format!(
-            "cannot read private key file {shown}: {e}"
-        ))),
-        Err(russh::keys::Error::KeyIsEncrypted) => Err(RequestError::new(
-            ErrorKind::AuthFailed,
-            format!(
-                "private key {shown} is encrypted with a passphrase, which sshmcpd cannot use \
-                 yet; use an unencrypted key or a password"
-            ),
-        )),
-        Err(e) => Err(RequestError::local_io(format!(
-            "{shown} is not a private key sshmcpd can read: {e}"
-        ))),
-    }
-}
-
-async fn authenticate(
-    handle: &mut SshHandle,
-    params: &ConnectParams,
-    key: Option<russh::keys::PrivateKey>,
-    label: &str,
-) -> Result<(), RequestError> {
-    let auth_error = |e: russh::Error| {
-        RequestError::new(
-            ErrorKind::ConnectFailed,
-            format!("the connection to {label} failed during authentication: {e}"),
-        )
-    };
-    let mut tried = Vec::new();
-    let mut offered = None;
-    if let Some(key) = key {
-        let hash = if key.algorithm().is_rsa() {
-            // OpenSSH refuses SHA-1 `ssh-rsa` signatures by default.
-            handle
-                .best_supported_rsa_hash()
-                .await
-                .map_err(auth_error)?
-                .flatten()
-                .or(Some(HashAlg::Sha512))
-        } else {
-            None
-        };
-        let path = params
-            .private_key
-            .as_deref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        tried.push(format!("publickey ({} key {path})", key.algorithm()));
-        let result = handle
-            .authenticate_publickey(
-                &params.username,
-                PrivateKeyWithHashAlg::new(Arc::new(key), hash),
-            )
-            .await
-            .map_err(auth_error)?;
-        match result {
-            AuthResult::Success => return Ok(()),
-            AuthResult::Failure {
-                remaining_methods, ..
-            } => offered = Some(remaining_methods),
-        }
-    }
-    if let Some(password) = &params.password {
-        tried.push("password".to_owned());
-        let result = handle
-            .authenticate_password(&params.username, password.expose())
-            .await
-            .map_err(auth_error)?;
-        match result {
-            AuthResult::Success => return Ok(()),
-            AuthResult::Failure {
-                remaining_methods, ..
-            } => offered = Some(remaining_methods),
-        }
-    }
-    let offered = offered
-        .map(|m| m.iter().map(String::from).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default();
-    Err(RequestError::new(
-        ErrorKind::AuthFailed,
-        format!(
-            "authentication failed for {label}: tried {}; the server accepts: {}. Check the \
-             username and the password or key, or whether the key is in the server's \
-             authorized_keys.",
-            if tried.is_empty() {
-                "nothing (give a password or private_key)".to_owned()
-            } else {
-                tried.join(", then ")
-            },
-            if offered.is_empty() {
-                "unknown"
-            } else {
-                &offered
-            },
-        ),
-    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use russh::keys::EcdsaCurve;
+    use std::path::Path;
 
     const ED: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBwrh94wCWIm/L05M34oHtsiy5a9li/TxIhVgoGTjLx9";

@@ -173,6 +173,7 @@ impl Output {
             signal: self.signal,
             timed_out,
             deadline,
+            reconnected: false,
         }
     }
 }

@@ -348,6 +348,7 @@ pub async fn upload(
             notes: tally.notes,
             files: tally.files,
             skipped: tally.skipped,
+            reconnected: false,
         });
     }
     if !meta.is_file() {
@@ -380,6 +381,7 @@ pub async fn upload(
         notes: sent.note.into_iter().collect(),
         files: 1,
         skipped: Vec::new(),
+        reconnected: false,
     })
 }
 
@@ -662,6 +664,7 @@ pub async fn download(
             notes: tally.notes,
             files: tally.files,
             skipped: tally.skipped,
+            reconnected: false,
         });
     }
     let mut meter = Meter::new(ctx, attrs.size);
@@ -682,6 +685,7 @@ pub async fn download(
         notes: Vec::new(),
         files: 1,
         skipped: Vec::new(),
+        reconnected: false,
     })
 }
 
