@@ -2,11 +2,13 @@
 //! clients of a running one.
 
 use crate::config::Config;
+use crate::log::RotatingLog;
 use crate::output::SpillDir;
 use crate::server::{self, Listener};
 use crate::sessions::SessionManager;
 use crate::sessions::{ExecSettings, SessionLimits};
 use crate::ssh::TrustSettings;
+use crate::ssh::connect::Keepalive;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sshmcp_proto::{Client, ClientError, DaemonStatus, ProtoError, Request, Response, SessionInfo};
@@ -51,6 +53,8 @@ enum Command {
     },
     /// Ask the running daemon to shut down (its sessions are closed).
     Stop,
+    /// Print the effective configuration and where each value comes from.
+    Config,
     /// Close one session of the running daemon.
     Disconnect {
         /// The session id, as `status` shows it.
@@ -101,6 +105,7 @@ pub fn main() -> ExitCode {
             Command::Status { json } => status(&socket, json).await,
             Command::Stop => stop(&socket).await,
             Command::Disconnect { session_id } => disconnect(&socket, session_id).await,
+            Command::Config => show_config(),
             Command::InstallService { enable, dir } => install_service(enable, dir),
         }
     });
@@ -119,17 +124,15 @@ fn init_logging(log_path: &Path) -> anyhow::Result<()> {
         crate::paths::create_private_dir(dir)
             .with_context(|| format!("cannot create log directory {}", dir.display()))?;
     }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)
+    let file = RotatingLog::open(log_path, crate::log::MAX_LOG_BYTES)
         .with_context(|| format!("cannot open log file {}", log_path.display()))?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SSHMCP_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file).and(std::io::stderr))
+        .with_writer(file.and(std::io::stderr))
         .init();
     Ok(())
 }
@@ -215,6 +218,11 @@ fn trust_settings(config: &Config, config_file: Option<PathBuf>) -> TrustSetting
         "host key policy"
     );
     TrustSettings {
+        keepalive: Keepalive {
+            interval: (config.keepalive_interval > 0)
+                .then(|| Duration::from_secs(config.keepalive_interval)),
+            max: config.keepalive_count_max.0,
+        },
         policy: config.host_key_policy,
         config_file,
         ssh_config: home.join(".ssh").join("config"),
@@ -300,6 +308,53 @@ async fn stop(socket: &Path) -> anyhow::Result<ExitCode> {
         anyhow::bail!("the daemon agreed to stop but is still answering after 10 s");
     }
     println!("sshmcpd stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_config() -> anyhow::Result<ExitCode> {
+    let (config, file) = load_config()?;
+    let set_in_file: toml::Table = file
+        .as_deref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_default();
+    let secs = |s: Option<crate::config::PositiveSeconds>| {
+        s.map_or("none".to_owned(), |s| s.0.to_string())
+    };
+    let values = [
+        (
+            "host_key_policy",
+            match config.host_key_policy {
+                crate::config::HostKeyPolicy::AcceptNew => "\"accept-new\"".to_owned(),
+                crate::config::HostKeyPolicy::Strict => "\"strict\"".to_owned(),
+            },
+        ),
+        ("default_timeout", secs(config.default_timeout)),
+        ("max_timeout", secs(config.max_timeout)),
+        ("idle_timeout", config.idle_timeout.to_string()),
+        ("max_sessions", config.max_sessions.0.to_string()),
+        (
+            "channels_per_session",
+            config.channels_per_session.0.to_string(),
+        ),
+        ("keepalive_interval", config.keepalive_interval.to_string()),
+        (
+            "keepalive_count_max",
+            config.keepalive_count_max.0.to_string(),
+        ),
+    ];
+    let origin = file
+        .as_deref()
+        .map_or("no config file".to_owned(), |f| f.display().to_string());
+    println!("# config file: {origin}");
+    for (key, value) in values {
+        let source = if set_in_file.contains_key(key) {
+            origin.as_str()
+        } else {
+            "default"
+        };
+        println!("{key} = {value}  # {source}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

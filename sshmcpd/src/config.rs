@@ -23,6 +23,10 @@
 //! # OpenSSH allows 10 channels per connection unless MaxSessions says
 //! # otherwise).
 //! channels_per_session = 8
+//! # SSH keepalives for hosts whose ~/.ssh/config sets none: every this many
+//! # seconds (0 turns them off), and how many may go unanswered.
+//! keepalive_interval = 15
+//! keepalive_count_max = 3
 //! ```
 
 use serde::Deserialize;
@@ -53,6 +57,20 @@ pub struct Config {
     /// Calls running at once on one session.
     #[serde(default = "default_channels_per_session")]
     pub channels_per_session: PositiveCount,
+    /// Seconds between SSH keepalives; 0 turns them off.
+    #[serde(default = "default_keepalive_interval")]
+    pub keepalive_interval: u64,
+    /// Unanswered keepalives before a connection counts as dead.
+    #[serde(default = "default_keepalive_count_max")]
+    pub keepalive_count_max: PositiveCount,
+}
+
+fn default_keepalive_interval() -> u64 {
+    15
+}
+
+fn default_keepalive_count_max() -> PositiveCount {
+    PositiveCount(3)
 }
 
 fn default_idle_timeout() -> u64 {
@@ -76,6 +94,8 @@ impl Default for Config {
             idle_timeout: default_idle_timeout(),
             max_sessions: default_max_sessions(),
             channels_per_session: default_channels_per_session(),
+            keepalive_interval: default_keepalive_interval(),
+            keepalive_count_max: default_keepalive_count_max(),
         }
     }
 }
@@ -159,7 +179,8 @@ fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
         anyhow::anyhow!(
             "{at}: {}; fix the config file (valid keys: host_key_policy = \"accept-new\" or \
              \"strict\", default_timeout, max_timeout and idle_timeout in seconds, max_sessions, \
-             channels_per_session) and start sshmcpd again",
+             channels_per_session, keepalive_interval, keepalive_count_max) and start sshmcpd \
+             again",
             e.message().trim_end()
         )
     })

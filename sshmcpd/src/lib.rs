@@ -8,6 +8,7 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod log;
 pub mod output;
 pub mod paths;
 pub mod server;

@@ -350,7 +350,21 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
                 let tx = tx.clone();
                 let calls = calls.clone();
                 requests.spawn(async move {
+                    let (tool, session) = summary(&msg.request);
+                    let started = Instant::now();
                     let response = dispatch(msg.request, &shared, &ctx).await;
+                    let outcome = match &response {
+                        Response::Error(e) => format!("{:?}", e.kind),
+                        _ => "ok".to_owned(),
+                    };
+                    tracing::info!(
+                        call = msg.id,
+                        tool,
+                        session = session.as_deref().unwrap_or("-"),
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        outcome,
+                        "call"
+                    );
                     calls
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -404,6 +418,22 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
     drop(tx);
     if let Err(e) = writer.await {
         tracing::error!("connection writer failed: {e}");
+    }
+}
+
+/// What a call is, for its log line: the tool and the session, never the
+/// arguments (commands and paths may hold secrets; passwords do).
+fn summary(request: &Request) -> (&'static str, Option<String>) {
+    match request {
+        Request::Connect(_) => ("connect", None),
+        Request::Disconnect { session_id } => ("disconnect", Some(session_id.clone())),
+        Request::ListSessions => ("list_sessions", None),
+        Request::Execute(r) => ("execute", Some(r.session_id.clone())),
+        Request::Upload(r) => ("upload", Some(r.session_id.clone())),
+        Request::Download(r) => ("download", Some(r.session_id.clone())),
+        Request::Status => ("status", None),
+        Request::Shutdown => ("shutdown", None),
+        Request::Cancel { .. } => ("cancel", None),
     }
 }
 

@@ -400,9 +400,11 @@ impl SessionManager {
     /// Closes every session (daemon shutdown).
     pub async fn close_all(&self) {
         let all: Vec<_> = self.table().drain().map(|(_, s)| s).collect();
+        let mut closing = tokio::task::JoinSet::new();
         for session in all {
-            close(&session).await;
+            closing.spawn(async move { close(&session).await });
         }
+        while closing.join_next().await.is_some() {}
     }
 
     pub async fn execute(
@@ -487,13 +489,23 @@ fn check_transfer(req: &TransferRequest) -> Result<(), RequestError> {
     Ok(())
 }
 
+/// How long a closing session gets to deliver its SSH disconnect.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
+
 async fn close(session: &Session) {
-    if let Err(e) = session
-        .handle()
+    let handle = session.handle();
+    if let Err(e) = handle
         .disconnect(russh::Disconnect::ByApplication, "", "en")
         .await
     {
         tracing::debug!(session = %session.id, "SSH disconnect: {e}");
+    }
+    // The disconnect is queued for the connection's task; give it a moment
+    // to reach the server (the daemon may be about to exit). russh offers
+    // no shared way to await that task, so watch its channel close.
+    let deadline = tokio::time::Instant::now() + DISCONNECT_GRACE;
+    while !handle.is_closed() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tracing::info!(session = %session.id, target = %session.label(), "disconnected");
 }

@@ -596,7 +596,12 @@ impl Reader<'_> {
                                 return Err(SshConfigError::at(
                                     &origin,
                                     format!(
-                                        "this {} line is in the block of `Match {criterion}` at                                          {at}, which sshmcpd cannot evaluate, so it cannot tell                                          whether the line applies to {}. Rather than guess,                                          sshmcpd refuses; add a criterion it can evaluate                                          (`host`, `originalhost`, `user`, `localuser`) to that                                          Match line so the block is decided without the other",
+                                        "this {} line is in the block of `Match {criterion}` at \
+                                         {at}, which sshmcpd cannot evaluate, so it cannot tell \
+                                         whether the line applies to {}. Rather than guess, \
+                                         sshmcpd refuses; add a criterion it can evaluate \
+                                         (`host`, `originalhost`, `user`, `localuser`) to that \
+                                         Match line so the block is decided without the other",
                                         keyword, self.query.host
                                     ),
                                 ));
@@ -608,7 +613,8 @@ impl Reader<'_> {
         }
         if let Some((at, criterion)) = unreported {
             tracing::warn!(
-                "{at}: sshmcpd cannot evaluate `Match {criterion}`; the block sets nothing                  sshmcpd uses for {} yet, so it is skipped",
+                "{at}: sshmcpd cannot evaluate `Match {criterion}`; the block sets nothing \
+                 sshmcpd uses for {} yet, so it is skipped",
                 self.query.host
             );
         }

@@ -284,3 +284,117 @@ fn a_systemd_managed_daemon_of_another_version_gets_systemctl_advice() {
     fake.kill().unwrap();
     fake.wait().unwrap();
 }
+
+#[test]
+fn sigterm_closes_sessions_and_exits_cleanly_within_five_seconds() {
+    let sshd = Sshd::start();
+    let env = Env::new();
+    let mut daemon = sshmcp_tests::Daemon::start(&env);
+    let mut shim = Shim::spawn(&env);
+    shim.initialize();
+    let id = connect(&mut shim, &sshd);
+    assert!(session_status(&mut shim, &id).is_some());
+    let started = std::time::Instant::now();
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!env.socket().exists(), "the daemon's own socket is removed");
+    wait_until(
+        Duration::from_secs(10),
+        "sshd to see the session end",
+        || sshd.log().contains("Received disconnect") || sshd.log().contains("Disconnected from"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_session_survives_ten_client_restarts() {
+    let sshd = Sshd::start();
+    let env = Env::new();
+    let mut first = Shim::spawn(&env);
+    first.initialize();
+    let id = connect(&mut first, &sshd);
+    drop(first);
+    for round in 0..10 {
+        let mut shim = Shim::spawn(&env);
+        shim.initialize();
+        let r = shim.call_tool(
+            "execute",
+            json!({"session_id": id, "command": format!("echo {round}")}),
+        );
+        assert_eq!(r.expect_ok()["stdout"], format!("{round}\n"));
+        shim.close_stdin_and_wait();
+    }
+}
+
+#[test]
+fn the_terminal_commands_show_and_control_sessions() {
+    let mut w = World::new();
+    let id = w.connect_as("root");
+    w.execute(&id, json!({"command": "true"}));
+    let out = sshmcp_tests::run_cli(&w.env, &["status"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    for column in [
+        "ID",
+        "TARGET",
+        "STATE",
+        "AGE",
+        "IDLE",
+        "CMDS",
+        "MOVED",
+        "LAST ERROR",
+    ] {
+        assert!(table.contains(column), "{column} missing: {table}");
+    }
+    assert!(
+        table.contains(&id) && table.contains("connected"),
+        "{table}"
+    );
+    let out = sshmcp_tests::run_cli(&w.env, &["disconnect", &id]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(session_status(&mut w.shim, &id).is_none());
+    let out = sshmcp_tests::run_cli(&w.env, &["disconnect", &id]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown session"));
+    let out = sshmcp_tests::run_cli(&w.env, &["--version"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("sshmcpd "));
+    // One log line per call: the tool, the session, how it went; never the
+    // command.
+    let log = w.env.daemon_log();
+    let call = log
+        .lines()
+        .find(|l| l.contains(" call ") && l.contains("tool=\"execute\""))
+        .unwrap_or_else(|| panic!("no call line in {log}"));
+    assert!(
+        call.contains(&id) && call.contains("outcome=\"ok\""),
+        "{call}"
+    );
+    assert!(
+        !log.contains("command=") && !log.contains("\"true\""),
+        "{log}"
+    );
+}
+
+#[test]
+fn config_prints_effective_values_and_their_sources() {
+    let env = env_with_config("max_sessions = 5\n");
+    let out = sshmcp_tests::run_cli(&env, &["config"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("max_sessions = 5  # ") && text.contains("config.toml"),
+        "{text}"
+    );
+    assert!(text.contains("idle_timeout = 43200  # default"), "{text}");
+    let env = env_with_config("max_sesions = 5\n");
+    let out = sshmcp_tests::run_cli(&env, &["config"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("config.toml:1:1"),
+        "{out:?}"
+    );
+}

@@ -29,12 +29,6 @@ use std::time::Duration;
 /// `ProxyJump` adds: a bound for configs whose `ProxyJump`s form a loop.
 const MAX_HOPS: usize = 16;
 
-/// SSH keepalives when `~/.ssh/config` sets none: sessions are kept open
-/// for a long time, and keepalives notice a dead peer without killing idle
-/// sessions.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
-const KEEPALIVE_MAX: usize = 3;
-
 /// A connected, authenticated SSH connection.
 pub type SshHandle = Handle<HostKeyVerifier>;
 
@@ -51,6 +45,29 @@ pub struct TrustSettings {
     pub ssh_config: PathBuf,
     /// What `~` stands for in it.
     pub home: PathBuf,
+    /// Keepalives for hosts whose `~/.ssh/config` sets no
+    /// `ServerAliveInterval`/`ServerAliveCountMax` (config.toml).
+    pub keepalive: Keepalive,
+}
+
+/// SSH keepalives: how often, and how many may go unanswered before the
+/// connection counts as dead.
+#[derive(Debug, Clone, Copy)]
+pub struct Keepalive {
+    /// `None` turns keepalives off.
+    pub interval: Option<Duration>,
+    pub max: usize,
+}
+
+impl Default for Keepalive {
+    /// Sessions are kept open for a long time; keepalives notice a dead
+    /// peer without killing idle sessions.
+    fn default() -> Self {
+        Keepalive {
+            interval: Some(Duration::from_secs(15)),
+            max: 3,
+        }
+    }
 }
 
 /// Everything needed to open one connection, with `~/.ssh/config` already
@@ -116,7 +133,8 @@ impl Endpoint {
             .or_else(local_user_name)
             .ok_or_else(|| {
                 RequestError::bad_request(format!(
-                    "give a username for {name}: neither ~/.ssh/config nor the local user name                      supplies one"
+                    "give a username for {name}: neither ~/.ssh/config nor the local user name \
+                     supplies one"
                 ))
             })?;
         let port = port.or(login.port).unwrap_or(22);
@@ -140,12 +158,12 @@ impl Endpoint {
                 .filter(|t| !t.is_zero())
                 .unwrap_or(default_timeout),
             keepalive_interval: match login.server_alive_interval {
-                None => Some(KEEPALIVE_INTERVAL),
+                None => trust.keepalive.interval,
                 Some(interval) => Some(interval).filter(|i| !i.is_zero()),
             },
             keepalive_max: login
                 .server_alive_count_max
-                .map_or(KEEPALIVE_MAX, |n| n as usize),
+                .map_or(trust.keepalive.max, |n| n as usize),
             proxy_jump: login.proxy_jump,
         })
     }
@@ -235,7 +253,8 @@ fn resolve_chain(
         endpoints.push(endpoint);
         if endpoints.len() + depth > MAX_HOPS {
             return Err(RequestError::bad_request(format!(
-                "the jump chain to {} grows past {MAX_HOPS} hosts; check ~/.ssh/config for                  ProxyJump settings that lead back to each other",
+                "the jump chain to {} grows past {MAX_HOPS} hosts; check ~/.ssh/config for \
+                 ProxyJump settings that lead back to each other",
                 hop.host
             )));
         }
@@ -668,17 +687,21 @@ async fn open(
     creds: &Credentials<'_>,
 ) -> Result<Connection, RequestError> {
     let label = endpoint.label();
-    tokio::time::timeout(endpoint.timeout, open_inner(endpoint, trust, carrier, creds, &label))
-        .await
-        .unwrap_or_else(|_| {
-            Err(RequestError::new(
-                ErrorKind::ConnectFailed,
-                format!(
-                    "connecting to {label} timed out after {} s; check that the host is up and                      the port is right (ConnectTimeout in ~/.ssh/config sets this limit)",
-                    endpoint.timeout.as_secs()
-                ),
-            ))
-        })
+    tokio::time::timeout(
+        endpoint.timeout,
+        open_inner(endpoint, trust, carrier, creds, &label),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(RequestError::new(
+            ErrorKind::ConnectFailed,
+            format!(
+                "connecting to {label} timed out after {} s; check that the host is up and \
+                     the port is right (ConnectTimeout in ~/.ssh/config sets this limit)",
+                endpoint.timeout.as_secs()
+            ),
+        ))
+    })
 }
 
 async fn open_inner(
@@ -718,7 +741,9 @@ async fn open_inner(
                     RequestError::new(
                         ErrorKind::ConnectFailed,
                         format!(
-                            "the jump host did not open a connection to {label}: {e}; check                              that it may forward TCP (AllowTcpForwarding in its sshd_config)                              and can reach {}",
+                            "the jump host did not open a connection to {label}: {e}; check \
+                             that it may forward TCP (AllowTcpForwarding in its sshd_config) \
+                             and can reach {}",
                             host_label(&endpoint.hostname, endpoint.port)
                         ),
                     )
@@ -740,7 +765,8 @@ async fn open_inner(
                 _ => RequestError::new(
                     ErrorKind::ConnectFailed,
                     format!(
-                        "cannot connect to {label}: {e}; check the hostname and port and that                          an SSH server is listening there"
+                        "cannot connect to {label}: {e}; check the hostname and port and that \
+                         an SSH server is listening there"
                     ),
                 ),
             });
