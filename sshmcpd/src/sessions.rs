@@ -9,6 +9,7 @@
 use crate::call::CallContext;
 use crate::error::RequestError;
 use crate::output::SpillDir;
+use crate::ssh::connect::LossReason;
 use crate::ssh::exec::ExecParams;
 use crate::ssh::{self, ConnectParams, HostKeyStatus, SshHandle, TrustSettings};
 use sshmcp_proto::{
@@ -47,6 +48,9 @@ pub struct Session {
     /// The live connection; replaced by a reconnect. The lock is held only
     /// to read or swap the `Arc`, never across network I/O.
     handle: Mutex<Arc<SshHandle>>,
+    /// Why the live connection ended, filled in by its handler; replaced
+    /// with the connection.
+    lost: Mutex<LossReason>,
     /// Serialises reconnects, so concurrent calls on a dropped session open
     /// one new connection between them.
     reconnecting: tokio::sync::Mutex<()>,
@@ -78,12 +82,13 @@ impl Session {
     }
 
     fn info(&self) -> SessionInfo {
+        let disconnected = self.handle().is_closed();
         SessionInfo {
             session_id: self.id.clone(),
             hostname: self.hostname.clone(),
             username: self.username.clone(),
             port: self.port,
-            state: if self.handle().is_closed() {
+            state: if disconnected {
                 SessionState::Disconnected
             } else {
                 SessionState::Connected
@@ -94,12 +99,24 @@ impl Session {
             jump: self.jump.clone(),
             commands_run: self.commands_run.load(Ordering::Relaxed),
             bytes_moved: self.bytes_moved.load(Ordering::Relaxed),
-            last_error: self
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            last_error: {
+                let last = self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                match (self.lost_reason().filter(|_| disconnected), last) {
+                    (Some(lost), Some(last)) => Some(format!("{lost}; last error: {last}")),
+                    (lost, last) => lost.or(last),
+                }
+            },
         }
+    }
+
+    /// Why the current connection ended, if its handler has said.
+    fn lost_reason(&self) -> Option<String> {
+        let lost = self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn label(&self) -> String {
@@ -145,6 +162,7 @@ impl Session {
             Ok(conn) => {
                 let handle = Arc::new(conn.handle);
                 *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = handle.clone();
+                *self.lost.lock().unwrap_or_else(|e| e.into_inner()) = conn.lost;
                 tracing::info!(session = %self.id, "reconnected");
                 Ok(Use {
                     handle,
@@ -366,6 +384,7 @@ impl SessionManager {
             port: params.target.port,
             params,
             handle: Mutex::new(Arc::new(conn.handle)),
+            lost: Mutex::new(conn.lost),
             reconnecting: tokio::sync::Mutex::new(()),
             channels: Arc::new(tokio::sync::Semaphore::new(
                 self.limits.channels_per_session,

@@ -67,6 +67,13 @@ fn a_dropped_connection_is_reconnected_on_next_use() {
         || session_status(shim, &id).is_some_and(|s| s["status"] == "disconnected"),
     )
     .unwrap();
+    let s = session_status(&mut w.shim, &id).unwrap();
+    assert!(
+        s["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("connection")),
+        "a disconnected session says why: {s}"
+    );
     let r = w.execute(&id, json!({"command": "echo after"}));
     assert_eq!(r["stdout"], "after\n");
     assert_eq!(r["reconnected"], true, "{r}");

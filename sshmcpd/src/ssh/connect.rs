@@ -275,6 +275,8 @@ pub struct Connection {
     pub host_key_status: HostKeyStatus,
     /// The method that logged in.
     pub auth_method: &'static str,
+    /// Why the connection ended, once it has.
+    pub lost: LossReason,
 }
 
 /// The host-key rules for one connection, resolved before connecting: the
@@ -392,8 +394,14 @@ fn same_key_type(a: &Algorithm, b: &Algorithm) -> bool {
 pub struct HostKeyVerifier {
     rules: HostKeyRules,
     verdict: Arc<Mutex<Option<Verdict>>>,
+    /// Why the connection ended, once it has: what `list_sessions` and
+    /// `status` show for a disconnected session.
+    lost: LossReason,
     _carrier: Option<SshHandle>,
 }
+
+/// Why a connection ended; `None` while it is up.
+pub type LossReason = Arc<Mutex<Option<String>>>;
 
 /// The fingerprint and whether it was known, or why the key was refused.
 type Verdict = Result<(String, HostKeyStatus), String>;
@@ -412,6 +420,30 @@ impl client::Handler for HostKeyVerifier {
         let accepted = verdict.is_ok();
         *self.verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
         Ok(accepted)
+    }
+
+    async fn disconnected(
+        &mut self,
+        reason: client::DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        let (why, result) = match reason {
+            client::DisconnectReason::ReceivedDisconnect(info) => (
+                format!(
+                    "the server closed the connection ({:?}{})",
+                    info.reason_code,
+                    if info.message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", info.message)
+                    }
+                ),
+                Ok(()),
+            ),
+            client::DisconnectReason::Error(e) => (format!("the connection was lost: {e}"), Err(e)),
+        };
+        tracing::info!(host = %self.rules.label(), "{why}");
+        *self.lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        result
     }
 }
 
@@ -714,11 +746,13 @@ async fn open_inner(
     let rules = HostKeyRules::resolve(endpoint, trust)?;
     let config = Arc::new(client_config(rules.preferred(), endpoint));
     let verdict = Arc::new(Mutex::new(None));
+    let lost = LossReason::default();
     let connected = match carrier {
         None => {
             let verifier = HostKeyVerifier {
                 rules,
                 verdict: verdict.clone(),
+                lost: lost.clone(),
                 _carrier: None,
             };
             client::connect(
@@ -751,6 +785,7 @@ async fn open_inner(
             let verifier = HostKeyVerifier {
                 rules,
                 verdict: verdict.clone(),
+                lost: lost.clone(),
                 _carrier: Some(carrier),
             };
             client::connect_stream(config, channel.into_stream(), verifier).await
@@ -784,6 +819,7 @@ async fn open_inner(
         host_key_fingerprint,
         host_key_status,
         auth_method,
+        lost,
     })
 }
 
