@@ -290,6 +290,21 @@ struct Tally {
     skipped: Vec<String>,
 }
 
+impl Tally {
+    fn into_result(self, local_path: String, remote_path: String) -> TransferResult {
+        TransferResult {
+            local_path,
+            remote_path,
+            bytes: self.bytes,
+            replaced: self.replaced,
+            notes: self.notes,
+            files: self.files,
+            skipped: self.skipped,
+            reconnected: false,
+        }
+    }
+}
+
 fn mtime_of(meta: &std::fs::Metadata) -> Option<u32> {
     u32::try_from(meta.mtime()).ok()
 }
@@ -340,16 +355,7 @@ pub async fn upload(
             &mut tally,
         )
         .await?;
-        return Ok(TransferResult {
-            local_path: local_path.to_owned(),
-            remote_path: sftp.realpath(&target).await,
-            bytes: tally.bytes,
-            replaced: tally.replaced,
-            notes: tally.notes,
-            files: tally.files,
-            skipped: tally.skipped,
-            reconnected: false,
-        });
+        return Ok(tally.into_result(local_path.to_owned(), sftp.realpath(&target).await));
     }
     if !meta.is_file() {
         return Err(RequestError::local_io(format!(
@@ -656,16 +662,7 @@ pub async fn download(
             &mut tally,
         )
         .await?;
-        return Ok(TransferResult {
-            local_path: target.display().to_string(),
-            remote_path: resolved_remote,
-            bytes: tally.bytes,
-            replaced: tally.replaced,
-            notes: tally.notes,
-            files: tally.files,
-            skipped: tally.skipped,
-            reconnected: false,
-        });
+        return Ok(tally.into_result(target.display().to_string(), resolved_remote));
     }
     let mut meter = Meter::new(ctx, attrs.size);
     let got = download_file(
