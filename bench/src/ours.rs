@@ -6,6 +6,10 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use sshmcp_tests::{Daemon, Env, Shim, Sshd};
 
+/// The daemon's defaults, but room for the 200 idle sessions of figure 5:
+/// the default cap on open sessions is lower.
+const DAEMON_CONFIG: &str = "max_sessions = 1000\n";
+
 /// How many `connect` calls are in flight at once when opening many
 /// sessions: well under sshd's `MaxStartups`, which would drop the excess.
 const CONNECT_BATCH: usize = 20;
@@ -24,8 +28,17 @@ pub struct Ours {
 impl Ours {
     /// A fresh sandbox, a daemon started in it (so figures that read its
     /// memory see only their own sessions), and an initialised shim.
+    ///
+    /// # Panics
+    ///
+    /// When the daemon's config file cannot be written (or the fixtures
+    /// fail to start, as they say).
     pub fn start(sshd: &Sshd, user: &str) -> Ours {
         let env = Env::new();
+        let config_dir = env.dir().join("config/sshmcp");
+        std::fs::create_dir_all(&config_dir)
+            .and_then(|()| std::fs::write(config_dir.join("config.toml"), DAEMON_CONFIG))
+            .unwrap_or_else(|e| panic!("write the daemon's config.toml: {e}"));
         let daemon = Daemon::start(&env);
         let mut shim = Shim::spawn(&env);
         shim.initialize();
