@@ -1,5 +1,5 @@
-//! The floor: russh used directly inside the bench process, with the same
-//! client settings the daemon uses, against the same sshd.
+//! The floor: russh used directly inside the bench process, with the
+//! daemon's connection settings, against the same sshd.
 //!
 //! An `execute` through the shim and the daemon can never be faster than a
 //! bare channel exec on an open russh connection, because that is what the
@@ -75,8 +75,10 @@ impl RawSsh {
                 .enable_all()
                 .build()
                 .context("build the floor's runtime")?,
-            // As the daemon's client config (sshmcpd/src/ssh/connect.rs):
-            // the floor differs from ours only by what sits in front.
+            // The daemon's window and nodelay (sshmcpd/src/ssh/connect.rs),
+            // so the floor differs from ours only by what sits in front. Its
+            // cipher order is russh's default: the floor only runs `true`,
+            // where the cipher costs nothing measurable.
             config: Arc::new(client::Config {
                 inactivity_timeout: None,
                 nodelay: true,

@@ -45,6 +45,15 @@ impl Samples {
         self.percentile(0.95)
     }
 
+    /// How far the median of a set like this one typically lands from the
+    /// true median: 1.2533 σ / √n for roughly normal data, with σ estimated
+    /// from the interquartile range so a few outliers do not inflate it.
+    pub fn median_standard_error(&self) -> Duration {
+        let iqr = self.percentile(0.75).saturating_sub(self.percentile(0.25));
+        let sigma = iqr.as_secs_f64() / 1.349;
+        Duration::from_secs_f64(1.2533 * sigma / (self.0.len() as f64).sqrt())
+    }
+
     /// Nearest-rank percentile: always one of the measured values, never an
     /// interpolation between two.
     ///
@@ -96,6 +105,14 @@ mod tests {
         let twenty = ms(&(1..=20).collect::<Vec<_>>());
         assert_eq!(twenty.p95(), Duration::from_millis(19));
         assert_eq!(ms(&[7]).p95(), Duration::from_millis(7));
+    }
+
+    #[test]
+    fn standard_error_shrinks_with_more_samples() {
+        let few = ms(&(1..=10).collect::<Vec<_>>());
+        let many = ms(&(1..=10).cycle().take(1000).collect::<Vec<_>>());
+        assert!(many.median_standard_error() < few.median_standard_error() / 5);
+        assert_eq!(ms(&[4, 4, 4, 4]).median_standard_error(), Duration::ZERO);
     }
 
     #[test]
