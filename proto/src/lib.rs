@@ -54,7 +54,7 @@ pub use messages::*;
 
 /// Version of the framed protocol that follows the hello. Bump it on any
 /// incompatible change to a type in `messages`.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Hard cap on one frame's payload. Large enough for an `execute` result
 /// holding both capped output streams; small enough that a hostile length

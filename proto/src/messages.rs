@@ -42,6 +42,16 @@ pub enum Request {
     Cancel {
         id: u64,
     },
+    /// Open a one-time page on 127.0.0.1 where a human types the secret a
+    /// login needs ([`Needs::Secret`]), so it never passes through the MCP
+    /// client or the model. Answered at once with [`Response::SecretPage`].
+    OpenSecretPage(SecretPrompt),
+    /// Wait until the page `id` has received its secret; answered with
+    /// [`Response::SecretReceived`], or an error when the page expired.
+    /// Cancelling this call closes the page.
+    AwaitSecret {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +69,9 @@ pub enum Response {
     /// Not an answer: a progress report for a call still running. The final
     /// answer follows with the same id.
     Progress(Progress),
+    SecretPage(SecretPage),
+    /// The page's secret arrived; pass its id as `secret_ref` to `connect`.
+    SecretReceived,
 }
 
 /// How far a running call has got.
@@ -118,6 +131,70 @@ pub struct ConnectRequest {
     /// The client's `SSH_AUTH_SOCK`: the daemon may have been started with
     /// another environment (systemd).
     pub agent_socket: Option<String>,
+    /// The id of a secret page whose secret answers this login's
+    /// [`Needs::Secret`]; used once.
+    pub secret_ref: Option<String>,
+    /// Unknown host keys a human accepted (see [`Needs::HostKey`]): learned
+    /// even under the `strict` policy, if the server still offers exactly
+    /// that key.
+    pub approved_host_keys: Vec<HostKeyApproval>,
+}
+
+/// A host key a human looked at and accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostKeyApproval {
+    /// `host` or `[host]:port`, as known_hosts names it.
+    pub host: String,
+    /// `SHA256:…`.
+    pub fingerprint: String,
+}
+
+/// A secret a login needs: what, for which login, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretPrompt {
+    pub kind: SecretKind,
+    /// `host` or `[host]:port`.
+    pub host: String,
+    pub username: String,
+    /// The encrypted key, for [`SecretKind::Passphrase`].
+    pub key_path: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecretKind {
+    Password,
+    Passphrase,
+}
+
+/// A page opened by [`Request::OpenSecretPage`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretPage {
+    /// Names the page in [`Request::AwaitSecret`] and in `secret_ref`.
+    pub id: String,
+    /// `http://127.0.0.1:PORT/TOKEN`: the token is the only way in, so the
+    /// URL must go to the human and nowhere else.
+    pub url: String,
+    /// The page closes this many seconds after it opened.
+    pub expires_in_s: u64,
+}
+
+/// What a failed `connect` would need from a human to succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Needs {
+    /// A password or key passphrase the call did not give.
+    Secret(SecretPrompt),
+    /// The `strict` policy refused a host no known_hosts file knows.
+    HostKey(UnknownHostKey),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnknownHostKey {
+    /// `host` or `[host]:port`.
+    pub host: String,
+    /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, …
+    pub algorithm: String,
+    /// `SHA256:…`.
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -325,6 +402,8 @@ pub enum ErrorKind {
 pub struct ErrorBody {
     pub kind: ErrorKind,
     pub message: String,
+    /// What a human could supply for the call to succeed, when anything.
+    pub needs: Option<Needs>,
 }
 
 impl ErrorBody {
@@ -332,7 +411,13 @@ impl ErrorBody {
         ErrorBody {
             kind,
             message: message.into(),
+            needs: None,
         }
+    }
+
+    pub fn with_needs(mut self, needs: Needs) -> Self {
+        self.needs = Some(needs);
+        self
     }
 }
 

@@ -227,7 +227,7 @@ fn malformed_fields_are_decode_errors() {
         Err(ProtoError::Decode(_))
     ));
     // ExecuteResult as protocol version 1 laid it out (bare byte strings and
-    // two truncation flags): not a version 3 result.
+    // two truncation flags): not a result of this version.
     let v1 = [0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00];
     assert!(matches!(
         decode::<ServerMessage>(&v1),
@@ -243,6 +243,7 @@ fn malformed_fields_are_decode_errors() {
             0x00, 0x00, // username, port
             0x00, 0x00, 0x00, // password, private_key, passphrase
             0x00, 0x00, // jump, agent_socket
+            0x00, 0x00, // secret_ref, approved_host_keys (empty)
             0x00, // progress
         ];
         if let Some(i) = tag_at {
@@ -251,7 +252,7 @@ fn malformed_fields_are_decode_errors() {
         v
     };
     assert!(decode::<ClientMessage>(&connect_request(None)).is_ok());
-    for i in 4..=10 {
+    for i in 4..=11 {
         assert!(
             matches!(
                 decode::<ClientMessage>(&connect_request(Some(i))),

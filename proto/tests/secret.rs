@@ -17,6 +17,8 @@ fn connect() -> ConnectRequest {
         passphrase: Some(Secret::new(PASSPHRASE.into())),
         jump: Some("admin@bastion:2222,10.0.0.5".into()),
         agent_socket: Some("/run/user/1000/ssh-agent.socket".into()),
+        secret_ref: None,
+        approved_host_keys: Vec::new(),
     }
 }
 

@@ -21,8 +21,9 @@ use common::{hex, unhex};
 use sshmcp_proto::{
     ClientMessage, ConnectRequest, ConnectResult, DaemonStatus, Deadline, DeadlineSource,
     ErrorBody, ErrorKind, ExecuteRequest, ExecuteResult, HELLO_MAGIC, Hello, HelloReply,
-    HelloStatus, PROTOCOL_VERSION, Progress, Request, Response, Secret, ServerMessage, SessionInfo,
-    SessionState, StreamOutput, TransferRequest, TransferResult, decode, encode, write_message,
+    HelloStatus, HostKeyApproval, Needs, PROTOCOL_VERSION, Progress, Request, Response, Secret,
+    SecretKind, SecretPage, SecretPrompt, ServerMessage, SessionInfo, SessionState, StreamOutput,
+    TransferRequest, TransferResult, UnknownHostKey, decode, encode, write_message,
 };
 
 fn assert_client_bytes(msg: ClientMessage, pinned: &str) {
@@ -47,10 +48,10 @@ fn assert_server_bytes(msg: ServerMessage, pinned: &str) {
 
 #[test]
 fn pins_are_for_this_protocol_version() {
-    // The bytes below are protocol version 3's. A bump re-pins them (and
+    // The bytes below are protocol version 4's. A bump re-pins them (and
     // updates this number); changing them without a bump is the wire break
     // this file exists to catch.
-    assert_eq!(PROTOCOL_VERSION, 3);
+    assert_eq!(PROTOCOL_VERSION, 4);
 }
 
 #[test]
@@ -135,6 +136,11 @@ fn pinned_connect_with_every_field_set() {
                 passphrase: Some(Secret::new("pp".into())),
                 jump: Some("admin@bastion:2222,10.0.0.5".into()),
                 agent_socket: Some("/a".into()),
+                secret_ref: Some("r".into()),
+                approved_host_keys: vec![HostKeyApproval {
+                    host: "h".into(),
+                    fingerprint: "SHA256:f".into(),
+                }],
             }),
             progress: false,
         },
@@ -150,6 +156,9 @@ fn pinned_connect_with_every_field_set() {
             61646d696e4062617374696f6e3a323232322c31302e302e302e35
                             #   \"admin@bastion:2222,10.0.0.5\")
          01 02 2f61         # agent_socket Some(\"/a\")
+         01 01 72           # secret_ref Some(\"r\")
+         01 01 68 08 5348413235363a66
+                            # approved_host_keys: 1 (\"h\", \"SHA256:f\")
          00                 # progress",
     );
 }
@@ -169,12 +178,15 @@ fn pinned_connect_from_ssh_config() {
                 passphrase: None,
                 jump: None,
                 agent_socket: None,
+                secret_ref: None,
+                approved_host_keys: Vec::new(),
             }),
             progress: false,
         },
         // id | Connect | hostname "build" | username, port, password,
-        // private_key, passphrase, jump, agent_socket: all None | progress
-        "02 00 05 6275696c64 00 00 00 00 00 00 00 00",
+        // private_key, passphrase, jump, agent_socket, secret_ref: all None |
+        // approved_host_keys empty | progress
+        "02 00 05 6275696c64 00 00 00 00 00 00 00 00 00 00",
     );
 }
 
@@ -216,13 +228,15 @@ fn pinned_every_request_variant() {
                     passphrase: None,
                     jump: Some("j".into()),
                     agent_socket: None,
+                    secret_ref: None,
+                    approved_host_keys: Vec::new(),
                 }),
                 progress: false,
             },
             // id | Connect | "h" | Some("u") | Some(22) | Some("pw") |
             // Some("/k") | passphrase None | Some("j") | agent_socket None |
-            // progress
-            "02 00 0168 010175 0116 01027077 01022f6b 00 01016a 00 00",
+            // secret_ref None | approved_host_keys empty | progress
+            "02 00 0168 010175 0116 01027077 01022f6b 00 01016a 00 00 00 00",
         ),
         (
             ClientMessage {
@@ -236,12 +250,14 @@ fn pinned_every_request_variant() {
                     passphrase: Some(Secret::new("pp".into())),
                     jump: None,
                     agent_socket: Some("/a".into()),
+                    secret_ref: None,
+                    approved_host_keys: Vec::new(),
                 }),
                 progress: false,
             },
             // The Options set and unset are the other way round from the
             // case above, so any two of them swapping places shows.
-            "02 00 0168 00 00 00 01022f6b 01027070 00 01022f61 00",
+            "02 00 0168 00 00 00 01022f6b 01027070 00 01022f61 00 00 00",
         ),
         (
             ClientMessage {
@@ -337,6 +353,29 @@ fn pinned_every_request_variant() {
             },
             "09 08 07 00",
         ),
+        (
+            ClientMessage {
+                id: 1,
+                request: Request::OpenSecretPage(SecretPrompt {
+                    kind: SecretKind::Password,
+                    host: "h".into(),
+                    username: "u".into(),
+                    key_path: None,
+                }),
+                progress: false,
+            },
+            // id | OpenSecretPage | Password | "h" | "u" | key_path None |
+            // progress
+            "01 09 00 0168 0175 00 00",
+        ),
+        (
+            ClientMessage {
+                id: 1,
+                request: Request::AwaitSecret { id: "i".into() },
+                progress: false,
+            },
+            "01 0a 0169 00",
+        ),
     ];
     for (msg, pinned) in cases {
         assert_client_bytes(msg, pinned);
@@ -351,8 +390,8 @@ fn pinned_unknown_session_error() {
             id: 300,
             response: Response::Error(ErrorBody::new(ErrorKind::UnknownSession, "no session s9")),
         },
-        // id 300 (fb + u16) | Error | UnknownSession | message
-        "fb2c01 07 01 0d 6e6f2073657373696f6e207339",
+        // id 300 (fb + u16) | Error | UnknownSession | message | needs None
+        "fb2c01 07 01 0d 6e6f2073657373696f6e207339 00",
     );
 }
 
@@ -364,8 +403,8 @@ fn pinned_cancelled_error() {
             id: 7,
             response: Response::Error(ErrorBody::new(ErrorKind::Cancelled, "cancelled")),
         },
-        // id | Error | Cancelled (position 11) | message
-        "07 07 0b 09 63616e63656c6c6564",
+        // id | Error | Cancelled (position 11) | message | needs None
+        "07 07 0b 09 63616e63656c6c6564 00",
     );
 }
 
@@ -689,7 +728,7 @@ fn pinned_every_response_variant() {
                     "no session s9",
                 )),
             },
-            "fb2c01 07 01 0d6e6f2073657373696f6e207339",
+            "fb2c01 07 01 0d6e6f2073657373696f6e207339 00",
         ),
         (
             ServerMessage {
@@ -701,6 +740,58 @@ fn pinned_every_response_variant() {
                 }),
             },
             "09 08 fbdc05 fc70110100 01fa",
+        ),
+        (
+            ServerMessage {
+                id: 1,
+                response: Response::SecretPage(SecretPage {
+                    id: "i".into(),
+                    url: "u".into(),
+                    expires_in_s: 300,
+                }),
+            },
+            // id | SecretPage | id | url | expires_in_s 300 (fb + u16)
+            "01 09 0169 0175 fb2c01",
+        ),
+        (
+            ServerMessage {
+                id: 1,
+                response: Response::SecretReceived,
+            },
+            "01 0a",
+        ),
+        (
+            ServerMessage {
+                id: 2,
+                response: Response::Error(ErrorBody::new(ErrorKind::AuthFailed, "m").with_needs(
+                    Needs::Secret(SecretPrompt {
+                        kind: SecretKind::Passphrase,
+                        host: "h".into(),
+                        username: "u".into(),
+                        key_path: Some("/k".into()),
+                    }),
+                )),
+            },
+            // id | Error | AuthFailed | "m" | needs Some(Secret(Passphrase,
+            // "h", "u", Some("/k")))
+            "02 07 03 016d 01 00 01 0168 0175 01022f6b",
+        ),
+        (
+            ServerMessage {
+                id: 2,
+                response: Response::Error(
+                    ErrorBody::new(ErrorKind::HostKeyRejected, "m").with_needs(Needs::HostKey(
+                        UnknownHostKey {
+                            host: "h".into(),
+                            algorithm: "a".into(),
+                            fingerprint: "f".into(),
+                        },
+                    )),
+                ),
+            },
+            // id | Error | HostKeyRejected | "m" | needs Some(HostKey("h",
+            // "a", "f"))
+            "02 07 04 016d 01 01 0168 0161 0166",
         ),
     ];
     for (msg, pinned) in cases {

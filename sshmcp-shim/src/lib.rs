@@ -12,6 +12,7 @@
 //! on the daemon crate or on SSH libraries.
 
 pub mod daemon;
+pub mod elicit;
 mod server;
 pub mod tools;
 

@@ -2,6 +2,7 @@
 //! request and from the daemon's response to a result.
 
 use crate::daemon::Daemon;
+use crate::elicit::{self, Answer};
 use crate::tools::{
     self, ConnectArgs, ConnectOutput, Direction, DisconnectArgs, DisconnectOutput, DownloadArgs,
     ExecuteArgs, ExecuteOutput, ListSessionsOutput, LocalPaths, ToolError, TransferOutput,
@@ -10,9 +11,9 @@ use crate::tools::{
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{Implementation, ProgressNotificationParam, ServerCapabilities, ServerConfig};
-use rmcp::service::RequestContext;
+use rmcp::service::{Peer, RequestContext};
 use rmcp::{Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
-use sshmcp_proto::{Progress, Request, Response, SessionInfo};
+use sshmcp_proto::{ConnectRequest, Progress, Request, Response, SessionInfo};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -46,11 +47,14 @@ impl SshTools {
     async fn connect(
         &self,
         Parameters(args): Parameters<ConnectArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<ConnectOutput>, ToolError> {
         let request = args.into_request(&LocalPaths::from_env())?;
-        match self.daemon.call(Request::Connect(request)).await? {
-            Response::Connected(result) => Ok(Json(result.into())),
-            other => Err(refusal("connect", other)),
+        tokio::select! {
+            answer = self.connect_asking(request, &context.peer) => answer.map(Json),
+            () = context.ct.cancelled() => Err(ToolError::new(
+                "the call was cancelled; no session was opened",
+            )),
         }
     }
 
@@ -210,6 +214,40 @@ fn progress_param(
 }
 
 impl SshTools {
+    /// Connects, asking the human (elicitation) for what the daemon says
+    /// is missing and trying again with it: a host key to trust, then a
+    /// password or passphrase. Each round answers one need, so a few
+    /// rounds cover a jump host and a target both unknown plus a password.
+    async fn connect_asking(
+        &self,
+        mut request: ConnectRequest,
+        peer: &Peer<RoleServer>,
+    ) -> Result<ConnectOutput, ToolError> {
+        const ROUNDS: usize = 4;
+        for _ in 0..ROUNDS {
+            match self.daemon.call(Request::Connect(request.clone())).await? {
+                Response::Connected(result) => return Ok(result.into()),
+                Response::Error(body) => {
+                    let Some(needs) = body.needs.clone() else {
+                        return Err(body.into());
+                    };
+                    match elicit::ask(peer, &self.daemon, needs).await? {
+                        Some(Answer::HostKey(approval)) => {
+                            request.approved_host_keys.push(approval)
+                        }
+                        Some(Answer::Secret(id)) => request.secret_ref = Some(id),
+                        None => return Err(body.into()),
+                    }
+                }
+                other => return Err(refusal("connect", other)),
+            }
+        }
+        Err(ToolError::new(format!(
+            "connect still needed something from the user after {ROUNDS} questions; check the \
+             host's keys and the credentials, then connect again"
+        )))
+    }
+
     /// Sends a long-running request to the daemon, relaying its progress
     /// when the client asked for progress (a `progressToken`), and
     /// cancelling it in the daemon when the client cancels the tool call:
@@ -268,12 +306,14 @@ fn refusal(tool: &str, response: Response) -> ToolError {
     match response {
         Response::Error(body) => body.into(),
         _ => ToolError::new(format!(
-            "sshmcpd answered the {tool} request with a response of another kind; sshmcp-shim \
-             and sshmcpd are probably different versions: install the same version of both, then \
-             run `sshmcpd stop` and retry"
+            "sshmcpd answered the {tool} request with a response of another kind; {SKEW_ADVICE}"
         )),
     }
 }
+
+/// What to do when the daemon answers with the wrong kind of response.
+pub const SKEW_ADVICE: &str = "sshmcp-shim and sshmcpd are probably different versions: install \
+                               the same version of both, then run `sshmcpd stop` and retry";
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for SshTools {

@@ -37,11 +37,13 @@ download and disconnect take. hostname may be a Host alias from ~/.ssh/config, w
 HostName, User, Port, IdentityFile and ProxyJump apply; arguments given here win. Log in \
 with a password (also answered to a keyboard-interactive password prompt), or a private key \
 file on the machine running this server (with its passphrase if it is encrypted); give \
-neither to use the user's ssh-agent and default keys, as ssh does. jump reaches the host \
+neither to use the user's ssh-agent and default keys, as ssh does. Prefer not to pass a \
+password or passphrase yourself: when one is needed and this client supports elicitation, \
+sshmcp asks the user for it on a local page the model never sees. jump reaches the host \
 through jump hosts, like ssh -J. The server's host key is checked against OpenSSH's \
 known_hosts files: an unknown host is trusted and its key recorded (host_key_learned is \
-true, show host_key_fingerprint to the user if in doubt); a host whose key differs from the \
-recorded one is refused. A failed login lists the methods tried and those the server \
+true, show host_key_fingerprint to the user if in doubt), or, under the strict policy, \
+confirmed by the user first; a host whose key differs from the recorded one is refused. A failed login lists the methods tried and those the server \
 offers. Sessions persist across MCP client restarts: call list_sessions to find an existing \
 session to the same host before opening another.";
 
@@ -214,7 +216,9 @@ pub struct ConnectArgs {
     /// user name.
     pub username: Option<String>,
     /// Password for the login. Leave out password and private_key to use
-    /// ssh-agent and the default keys.
+    /// ssh-agent and the default keys. Leave it out when the user has not
+    /// given it to you: if the server needs one, the user is asked for it
+    /// directly (when the client supports elicitation).
     pub password: Option<String>,
     /// Path of a private key file on the machine running this server, such as
     /// ~/.ssh/id_ed25519 (a leading ~ is your home directory; a relative path
@@ -302,6 +306,8 @@ impl ConnectArgs {
             passphrase: self.passphrase.map(Secret::new),
             jump: self.jump.filter(|j| !j.trim().is_empty()),
             agent_socket,
+            secret_ref: None,
+            approved_host_keys: Vec::new(),
         })
     }
 }

@@ -1,9 +1,11 @@
 //! The command line: `serve` runs the daemon; `status` and `stop` are small
 //! clients of a running one.
 
+use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::log::RotatingLog;
 use crate::output::SpillDir;
+use crate::policy::HostPolicy;
 use crate::server::{self, Listener};
 use crate::sessions::SessionManager;
 use crate::sessions::{ExecSettings, SessionLimits};
@@ -149,7 +151,24 @@ async fn serve(
     init_logging(&log_path)?;
     // Logged as well as returned: an auto-started daemon's stderr goes nowhere.
     let (config, config_file) = load_config().inspect_err(|e| tracing::error!("{e:#}"))?;
+    let policy = host_policy(&config, config_file.clone());
     let trust = trust_settings(&config, config_file);
+    let audit = if config.audit_log {
+        let path = crate::audit::path();
+        let log = AuditLog::open(&path)
+            .with_context(|| {
+                format!(
+                    "audit_log = true in config.toml, but the audit log {} cannot be opened; \
+                     fix that or turn audit_log off, and start sshmcpd again",
+                    path.display()
+                )
+            })
+            .inspect_err(|e| tracing::error!("{e:#}"))?;
+        tracing::info!(path = %path.display(), "audit log on");
+        Some(log)
+    } else {
+        None
+    };
     let listener = match activated {
         Some(passed) => {
             tracing::info!("serving the socket systemd passed in");
@@ -182,6 +201,7 @@ async fn serve(
             idle_timeout: (config.idle_timeout > 0)
                 .then(|| Duration::from_secs(config.idle_timeout)),
         },
+        policy,
     );
     let exec = ExecSettings {
         spill: SpillDir {
@@ -192,7 +212,7 @@ async fn serve(
         default_timeout: config.default_timeout.map(|s| Duration::from_secs(s.0)),
         max_timeout: config.max_timeout.map(|s| Duration::from_secs(s.0)),
     };
-    server::run(listener, sessions, log_path, exec, shutdown).await;
+    server::run(listener, sessions, log_path, exec, audit, shutdown).await;
     tracing::info!("sshmcpd stopped");
     Ok(())
 }
@@ -207,6 +227,23 @@ fn load_config() -> anyhow::Result<(Config, Option<PathBuf>)> {
         None => Config::default(),
     };
     Ok((config, config_file))
+}
+
+/// Which hosts `connect` may reach, logged so the log says what applied.
+fn host_policy(config: &Config, config_file: Option<PathBuf>) -> HostPolicy {
+    let policy = HostPolicy {
+        allow: config.allow_hosts.clone(),
+        deny: config.deny_hosts.clone(),
+        config_file,
+    };
+    if !policy.is_open() {
+        tracing::info!(
+            allow_hosts = %policy.allow,
+            deny_hosts = %policy.deny,
+            "host policy"
+        );
+    }
+    policy
 }
 
 /// The host-key policy and where the user's SSH client config is.
@@ -342,6 +379,9 @@ fn show_config() -> anyhow::Result<ExitCode> {
             "keepalive_count_max",
             config.keepalive_count_max.0.to_string(),
         ),
+        ("allow_hosts", config.allow_hosts.to_string()),
+        ("deny_hosts", config.deny_hosts.to_string()),
+        ("audit_log", config.audit_log.to_string()),
     ];
     let origin = file
         .as_deref()
@@ -354,6 +394,9 @@ fn show_config() -> anyhow::Result<ExitCode> {
             "default"
         };
         println!("{key} = {value}  # {source}");
+    }
+    if config.audit_log {
+        println!("# audit log file: {}", crate::audit::path().display());
     }
     Ok(ExitCode::SUCCESS)
 }

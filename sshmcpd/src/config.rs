@@ -27,8 +27,25 @@
 //! # seconds (0 turns them off), and how many may go unanswered.
 //! keepalive_interval = 15
 //! keepalive_count_max = 3
+//!
+//! # Hosts connect may reach, as OpenSSH Host patterns (`*`, `?`, case
+//! # ignored) matched against the name given and the name after HostName in
+//! # ~/.ssh/config; every jump host is checked too. A host either of whose
+//! # names matches deny_hosts is refused; when allow_hosts is not empty, a
+//! # host neither of whose names matches it is refused. Deny wins. Names,
+//! # not addresses: nothing is looked up in DNS. (Default: both empty.)
+//! allow_hosts = ["*.example.com", "10.0.0.*"]
+//! deny_hosts = ["*.prod.example.com"]
+//!
+//! # One JSON line per call appended to audit.jsonl in the state directory
+//! # (beside sshmcpd.log), mode 0600 (default false).
+//! audit_log = true
 //! ```
+//!
+//! The host rule is in [`crate::policy`], the audit record in
+//! [`crate::audit`].
 
+use crate::policy::HostPatterns;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -63,6 +80,15 @@ pub struct Config {
     /// Unanswered keepalives before a connection counts as dead.
     #[serde(default = "default_keepalive_count_max")]
     pub keepalive_count_max: PositiveCount,
+    /// Hosts `connect` may reach; empty: any not denied.
+    #[serde(default)]
+    pub allow_hosts: HostPatterns,
+    /// Hosts `connect` must not reach, whatever `allow_hosts` says.
+    #[serde(default)]
+    pub deny_hosts: HostPatterns,
+    /// Append a JSON line per call to the audit log.
+    #[serde(default)]
+    pub audit_log: bool,
 }
 
 fn default_keepalive_interval() -> u64 {
@@ -96,6 +122,9 @@ impl Default for Config {
             channels_per_session: default_channels_per_session(),
             keepalive_interval: default_keepalive_interval(),
             keepalive_count_max: default_keepalive_count_max(),
+            allow_hosts: HostPatterns::default(),
+            deny_hosts: HostPatterns::default(),
+            audit_log: false,
         }
     }
 }
@@ -179,8 +208,9 @@ fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
         anyhow::anyhow!(
             "{at}: {}; fix the config file (valid keys: host_key_policy = \"accept-new\" or \
              \"strict\", default_timeout, max_timeout and idle_timeout in seconds, max_sessions, \
-             channels_per_session, keepalive_interval, keepalive_count_max) and start sshmcpd \
-             again",
+             channels_per_session, keepalive_interval, keepalive_count_max, allow_hosts and \
+             deny_hosts as lists of host patterns such as [\"*.example.com\"], audit_log = true \
+             or false) and start sshmcpd again",
             e.message().trim_end()
         )
     })
@@ -231,6 +261,29 @@ mod tests {
             (0, PositiveCount(2))
         );
         assert!(parse("channels_per_session = 0").is_err());
+    }
+
+    #[test]
+    fn host_lists_and_audit_log_are_read() {
+        let config = parse(
+            "allow_hosts = [\"*.example.com\", \"10.0.0.*\"]\ndeny_hosts = [\"db?\"]\n\
+             audit_log = true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.allow_hosts.patterns(),
+            ["*.example.com".to_owned(), "10.0.0.*".to_owned()]
+        );
+        assert_eq!(config.deny_hosts.patterns(), ["db?".to_owned()]);
+        assert!(config.audit_log);
+        let defaults = parse("").unwrap();
+        assert!(defaults.allow_hosts.is_empty() && defaults.deny_hosts.is_empty());
+        assert!(!defaults.audit_log);
+        let err = parse("\ndeny_hosts = [\"a,b\"]\n").unwrap_err().to_string();
+        assert!(err.starts_with("/c/config.toml:2:"), "{err}");
+        assert!(err.contains("own string"), "{err}");
+        let err = parse("allow_hosts = \"*\"").unwrap_err().to_string();
+        assert!(err.contains("allow_hosts and deny_hosts as lists"), "{err}");
     }
 
     #[test]

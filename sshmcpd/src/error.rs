@@ -1,7 +1,7 @@
 //! The daemon's request error: a wire [`ErrorKind`] plus a message that says
 //! what happened and what to do next.
 
-use sshmcp_proto::{ErrorBody, ErrorKind};
+use sshmcp_proto::{ErrorBody, ErrorKind, Needs};
 
 /// A request failed. Built with the constructors below so every site picks a
 /// kind; converted to an [`ErrorBody`] on the way out.
@@ -9,6 +9,8 @@ use sshmcp_proto::{ErrorBody, ErrorKind};
 pub struct RequestError {
     pub kind: ErrorKind,
     pub message: String,
+    /// What a human could supply for a retry to succeed.
+    pub needs: Option<Needs>,
 }
 
 impl RequestError {
@@ -16,10 +18,29 @@ impl RequestError {
         RequestError {
             kind,
             message: message.into(),
+            needs: None,
         }
     }
 
+    pub fn with_needs(mut self, needs: Option<Needs>) -> Self {
+        self.needs = needs;
+        self
+    }
+
+    /// The same error, its message prefixed with where it happened.
+    pub fn context(mut self, prefix: impl std::fmt::Display) -> Self {
+        self.message = format!("{prefix}: {}", self.message);
+        self
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, message)
+    }
+
+    /// The user's host policy (config.toml's `allow_hosts`/`deny_hosts`)
+    /// refuses the request. `BadRequest`: retrying cannot help, only the
+    /// user changing the policy can, which the message must say.
+    pub fn denied_by_policy(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, message)
     }
 
@@ -42,6 +63,10 @@ impl std::error::Error for RequestError {}
 
 impl From<RequestError> for ErrorBody {
     fn from(e: RequestError) -> Self {
-        ErrorBody::new(e.kind, e.message)
+        ErrorBody {
+            kind: e.kind,
+            message: e.message,
+            needs: e.needs,
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! `sshmcp-proto` wire protocol, and never speaks MCP: the shim does that.
 //! Sessions live here so they outlive any one MCP client.
 
+pub mod audit;
 pub mod call;
 pub mod cli;
 pub mod config;
@@ -11,6 +12,8 @@ pub mod error;
 pub mod log;
 pub mod output;
 pub mod paths;
+pub mod policy;
+pub mod secret_page;
 pub mod server;
 pub mod service;
 pub mod sessions;

@@ -2,13 +2,16 @@
 //! can reach (0600 in a private directory, and every peer's uid checked),
 //! one task per connection and one per request.
 
+use crate::audit::AuditLog;
 use crate::call::CallContext;
 use crate::error::RequestError;
+use crate::secret_page::SecretPages;
 use crate::sessions::{ExecSettings, SessionManager};
 use anyhow::{Context, bail};
 use sshmcp_proto::{
-    ClientMessage, DaemonFacts, DaemonStatus, ErrorBody, ErrorKind, Hello, HelloReply, HelloStatus,
-    PROTOCOL_VERSION, ProtoError, Request, Response, ServerMessage, read_message, write_message,
+    ClientMessage, ConnectRequest, DaemonFacts, DaemonStatus, ErrorBody, ErrorKind, Hello,
+    HelloReply, HelloStatus, PROTOCOL_VERSION, ProtoError, Request, Response, SecretKind,
+    ServerMessage, read_message, write_message,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -178,15 +181,20 @@ struct Shared {
     exec: ExecSettings,
     socket_activated: bool,
     uid: u32,
+    /// Where each call is recorded, when config.toml turns the audit log on.
+    audit: Option<AuditLog>,
+    secret_pages: Arc<SecretPages>,
 }
 
 /// Serves until `shutdown` is cancelled (by a signal or a `Shutdown`
-/// request), then closes every session.
+/// request), then closes every session. Calls are recorded in `audit` when
+/// there is one.
 pub async fn run(
     listener: Listener,
     sessions: SessionManager,
     log_path: PathBuf,
     exec: ExecSettings,
+    audit: Option<AuditLog>,
     shutdown: CancellationToken,
 ) {
     let shared = Arc::new(Shared {
@@ -198,6 +206,8 @@ pub async fn run(
         exec,
         socket_activated: listener.socket_activated(),
         uid: sshmcp_proto::rendezvous::current_uid(),
+        audit,
+        secret_pages: Arc::default(),
     });
     let tracker = TaskTracker::new();
     let sweeper = shared.clone();
@@ -352,6 +362,12 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
                 requests.spawn(async move {
                     let (tool, session) = summary(&msg.request);
                     let started = Instant::now();
+                    // Taken before the call runs: disconnect removes the
+                    // session whose target the record names.
+                    let audit = shared
+                        .audit
+                        .as_ref()
+                        .and_then(|log| log.begin(&msg.request, |id| shared.sessions.info(id)));
                     let response = dispatch(msg.request, &shared, &ctx).await;
                     let outcome = match &response {
                         Response::Error(e) => format!("{:?}", e.kind),
@@ -365,6 +381,11 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
                         outcome,
                         "call"
                     );
+                    // Before the answer, so a client that got one finds the
+                    // call recorded.
+                    if let Some(entry) = audit {
+                        entry.finish(&response, started.elapsed());
+                    }
                     calls
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -434,13 +455,18 @@ fn summary(request: &Request) -> (&'static str, Option<String>) {
         Request::Status => ("status", None),
         Request::Shutdown => ("shutdown", None),
         Request::Cancel { .. } => ("cancel", None),
+        Request::OpenSecretPage(_) => ("open_secret_page", None),
+        Request::AwaitSecret { .. } => ("await_secret", None),
     }
 }
 
 async fn dispatch(request: Request, shared: &Shared, ctx: &CallContext) -> Response {
     let sessions = &shared.sessions;
     let result: Result<Response, RequestError> = match request {
-        Request::Connect(req) => sessions.connect(req).await.map(Response::Connected),
+        Request::Connect(req) => match with_page_secret(req, &shared.secret_pages) {
+            Ok(req) => sessions.connect(req).await.map(Response::Connected),
+            Err(e) => Err(e),
+        },
         Request::Disconnect { session_id } => sessions
             .disconnect(&session_id)
             .await
@@ -469,6 +495,31 @@ async fn dispatch(request: Request, shared: &Shared, ctx: &CallContext) -> Respo
         }
         // Handled by the connection loop; a cancel never reaches here.
         Request::Cancel { .. } => Err(RequestError::bad_request("nothing to cancel")),
+        Request::OpenSecretPage(prompt) => shared
+            .secret_pages
+            .open(prompt)
+            .await
+            .map(Response::SecretPage),
+        Request::AwaitSecret { id } => shared
+            .secret_pages
+            .wait(&id, &ctx.cancel)
+            .await
+            .map(|()| Response::SecretReceived),
     };
     result.unwrap_or_else(|e| Response::Error(e.into()))
+}
+
+/// Puts the secret a human typed into page `secret_ref` where the login
+/// looks for it.
+fn with_page_secret(
+    mut req: ConnectRequest,
+    pages: &SecretPages,
+) -> Result<ConnectRequest, RequestError> {
+    if let Some(id) = req.secret_ref.take() {
+        match pages.take(&id)? {
+            (SecretKind::Password, secret) => req.password = Some(secret),
+            (SecretKind::Passphrase, secret) => req.passphrase = Some(secret),
+        }
+    }
+    Ok(req)
 }

@@ -9,6 +9,7 @@
 use crate::call::CallContext;
 use crate::error::RequestError;
 use crate::output::SpillDir;
+use crate::policy::HostPolicy;
 use crate::ssh::connect::LossReason;
 use crate::ssh::exec::ExecParams;
 use crate::ssh::{self, ConnectParams, HostKeyStatus, SshHandle, TrustSettings};
@@ -234,6 +235,8 @@ pub struct SessionManager {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     trust: Arc<TrustSettings>,
     limits: SessionLimits,
+    /// Which hosts `connect` may reach.
+    policy: HostPolicy,
     /// When this daemon started, for telling a caller with an old session id
     /// that the daemon restarted since.
     started_at_ms: u64,
@@ -249,11 +252,12 @@ pub struct SessionLimits {
 }
 
 impl SessionManager {
-    pub fn new(trust: TrustSettings, limits: SessionLimits) -> Self {
+    pub fn new(trust: TrustSettings, limits: SessionLimits, policy: HostPolicy) -> Self {
         SessionManager {
             sessions: Mutex::new(HashMap::new()),
             trust: Arc::new(trust),
             limits,
+            policy,
             started_at_ms: now_ms(),
         }
     }
@@ -331,6 +335,11 @@ impl SessionManager {
         all
     }
 
+    /// What `list_sessions` shows of one session, if `id` names one.
+    pub fn info(&self, id: &str) -> Option<SessionInfo> {
+        self.table().get(id.trim()).map(|s| s.info())
+    }
+
     fn get(&self, id: &str) -> Result<Arc<Session>, RequestError> {
         if let Some(s) = self.table().get(id.trim()) {
             return Ok(s.clone());
@@ -372,6 +381,8 @@ impl SessionManager {
         self.check_capacity()?;
         let alias = req.hostname.clone();
         let params = ConnectParams::resolve(req, self.trust.clone(), CONNECT_TIMEOUT)?;
+        // Before any network I/O: a refused host is never contacted.
+        self.policy.check_route(&params)?;
         let conn = ssh::connect::connect(params.clone()).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_ms();

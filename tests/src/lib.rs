@@ -12,6 +12,9 @@
 //!   nothing touches the real user's files or daemon.
 //! - [`Daemon`], [`run_cli`]: `sshmcpd serve` and its CLI in that sandbox.
 //! - [`Shim`]: `sshmcp-shim` driven over MCP stdio, with [`ToolResult`].
+//! - [`Human`] / [`McpHost`]: an MCP host built on rmcp's client that
+//!   answers the shim's elicitations; [`Browser`]: headless Chromium through
+//!   ChromeDriver, for the pages the human is sent to.
 //! - [`wait_until`], [`pid_alive`], [`random_file`], [`sha256_file`].
 //!
 //! Conventions:
@@ -30,9 +33,11 @@
 //! Linux only: it reads `/proc` and uses `SO_PEERCRED`.
 
 mod agent;
+mod browser;
 mod daemon;
 mod data;
 mod env;
+mod human;
 mod mcp;
 mod process;
 mod sshd;
@@ -41,9 +46,11 @@ mod wait;
 mod world;
 
 pub use agent::{Agent, keygen, sign_user_key};
+pub use browser::Browser;
 pub use daemon::{Daemon, run_cli};
 pub use data::{random_file, sha256_file};
 pub use env::Env;
+pub use human::{Human, McpHost, PageVisit, result_text};
 pub use mcp::{PROTOCOL_VERSION, Shim, ToolResult};
 pub use process::{bin_path, is_root};
 pub use sshd::{Sshd, SshdConfig};

@@ -241,6 +241,49 @@ fn a_socket_directory_writable_by_others_is_refused() {
     );
 }
 
+#[test]
+fn a_socket_directory_writable_by_the_group_is_refused() {
+    let env = Env::new();
+    let run = env.socket().parent().unwrap().to_path_buf();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o770)).unwrap();
+    let out = env
+        .command(bin_path("sshmcpd"))
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("group- or world-writable (mode 770)"),
+        "{stderr}"
+    );
+    assert!(!env.socket().exists());
+}
+
+#[test]
+fn a_socket_directory_owned_by_another_user_is_refused() {
+    assert!(
+        sshmcp_tests::is_root(),
+        "this test needs root to give the socket directory to nobody; run the suite as root \
+         (CI does)"
+    );
+    let env = Env::new();
+    let run = env.socket().parent().unwrap().to_path_buf();
+    std::os::unix::fs::chown(&run, Some(65534), None).unwrap();
+    let out = env
+        .command(bin_path("sshmcpd"))
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("it belongs to uid 65534, not to you"),
+        "{stderr}"
+    );
+    assert!(!env.socket().exists());
+}
+
 /// The peer-uid check is the only barrier here: the daemon runs as `nobody`
 /// and root (who passes every file permission) connects.
 #[tokio::test]

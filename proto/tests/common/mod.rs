@@ -6,8 +6,9 @@
 
 use sshmcp_proto::{
     ClientMessage, ConnectRequest, ConnectResult, DaemonStatus, Deadline, DeadlineSource,
-    ErrorBody, ErrorKind, ExecuteRequest, ExecuteResult, Progress, Request, Response, Secret,
-    ServerMessage, SessionInfo, SessionState, StreamOutput, TransferRequest, TransferResult,
+    ErrorBody, ErrorKind, ExecuteRequest, ExecuteResult, HostKeyApproval, Needs, Progress, Request,
+    Response, Secret, SecretKind, SecretPage, SecretPrompt, ServerMessage, SessionInfo,
+    SessionState, StreamOutput, TransferRequest, TransferResult, UnknownHostKey,
 };
 use std::io;
 use std::pin::Pin;
@@ -122,6 +123,11 @@ pub fn all_requests() -> Vec<Request> {
             passphrase: Some(Secret::new("tr0ub4dor&3 ünïcødé".into())),
             jump: Some(JUMP_CHAIN.into()),
             agent_socket: Some("/run/user/1000/gnupg/S.gpg-agent.ssh".into()),
+            secret_ref: Some("6f1c2a9e-0b7d-4c8e-9a51-3d2e7f0b4c11".into()),
+            approved_host_keys: vec![HostKeyApproval {
+                host: "[build-01.example.internal]:2222".into(),
+                fingerprint: "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s".into(),
+            }],
         }),
         Request::Disconnect {
             session_id: "a1b2c3d4".into(),
@@ -157,6 +163,15 @@ pub fn all_requests() -> Vec<Request> {
         Request::Status,
         Request::Shutdown,
         Request::Cancel { id: 41 },
+        Request::OpenSecretPage(SecretPrompt {
+            kind: SecretKind::Passphrase,
+            host: "build-01.example.internal".into(),
+            username: "deploy".into(),
+            key_path: Some("/home/deploy/.ssh/id_ed25519".into()),
+        }),
+        Request::AwaitSecret {
+            id: "6f1c2a9e-0b7d-4c8e-9a51-3d2e7f0b4c11".into(),
+        },
     ]
 }
 
@@ -173,6 +188,8 @@ pub fn edge_requests() -> Vec<Request> {
             passphrase: None,
             jump: None,
             agent_socket: None,
+            secret_ref: None,
+            approved_host_keys: Vec::new(),
         }),
         // The agent only, through one jump host, with the port from config.
         Request::Connect(ConnectRequest {
@@ -184,6 +201,8 @@ pub fn edge_requests() -> Vec<Request> {
             passphrase: None,
             jump: Some("bastion".into()),
             agent_socket: Some("/tmp/ssh-XXXXk3Jd9q/agent.4711".into()),
+            secret_ref: None,
+            approved_host_keys: Vec::new(),
         }),
         // An encrypted key and no password; extreme and empty values.
         Request::Connect(ConnectRequest {
@@ -195,6 +214,8 @@ pub fn edge_requests() -> Vec<Request> {
             passphrase: Some(Secret::new(String::new())),
             jump: Some(String::new()),
             agent_socket: Some(String::new()),
+            secret_ref: None,
+            approved_host_keys: Vec::new(),
         }),
         // A password and port 0, no user.
         Request::Connect(ConnectRequest {
@@ -206,6 +227,8 @@ pub fn edge_requests() -> Vec<Request> {
             passphrase: None,
             jump: Some(JUMP_CHAIN.into()),
             agent_socket: None,
+            secret_ref: None,
+            approved_host_keys: Vec::new(),
         }),
         Request::Execute(ExecuteRequest {
             session_id: String::new(),
@@ -251,6 +274,13 @@ pub fn edge_requests() -> Vec<Request> {
         }),
         Request::Cancel { id: 0 },
         Request::Cancel { id: u64::MAX },
+        Request::OpenSecretPage(SecretPrompt {
+            kind: SecretKind::Password,
+            host: String::new(),
+            username: String::new(),
+            key_path: None,
+        }),
+        Request::AwaitSecret { id: String::new() },
     ]
 }
 
@@ -320,6 +350,12 @@ pub fn all_responses() -> Vec<Response> {
             done: 12_582_912,
             total: Some(48_213_907),
         }),
+        Response::SecretPage(SecretPage {
+            id: "6f1c2a9e-0b7d-4c8e-9a51-3d2e7f0b4c11".into(),
+            url: "http://127.0.0.1:41233/q8Xr1vTzN0bKpL2mYcW5sJ7dF3hG9aE4".into(),
+            expires_in_s: 300,
+        }),
+        Response::SecretReceived,
     ]
 }
 
@@ -451,6 +487,25 @@ pub fn edge_responses() -> Vec<Response> {
             done: u64::MAX,
             total: Some(0),
         }),
+        Response::Error(
+            ErrorBody::new(ErrorKind::AuthFailed, "needs a password").with_needs(Needs::Secret(
+                SecretPrompt {
+                    kind: SecretKind::Password,
+                    host: "[h]:2222".into(),
+                    username: "u".into(),
+                    key_path: None,
+                },
+            )),
+        ),
+        Response::Error(
+            ErrorBody::new(ErrorKind::HostKeyRejected, "unknown host").with_needs(Needs::HostKey(
+                UnknownHostKey {
+                    host: "h".into(),
+                    algorithm: "ssh-ed25519".into(),
+                    fingerprint: "SHA256:x".into(),
+                },
+            )),
+        ),
     ]
 }
 
@@ -487,9 +542,11 @@ pub fn request_index(r: &Request) -> u32 {
         Request::Status => 6,
         Request::Shutdown => 7,
         Request::Cancel { .. } => 8,
+        Request::OpenSecretPage(_) => 9,
+        Request::AwaitSecret { .. } => 10,
     }
 }
-pub const REQUEST_VARIANTS: u32 = 9;
+pub const REQUEST_VARIANTS: u32 = 11;
 
 /// Declaration position of a `Response` variant, which is its bincode tag.
 pub fn response_index(r: &Response) -> u32 {
@@ -503,9 +560,11 @@ pub fn response_index(r: &Response) -> u32 {
         Response::ShuttingDown => 6,
         Response::Error(_) => 7,
         Response::Progress(_) => 8,
+        Response::SecretPage(_) => 9,
+        Response::SecretReceived => 10,
     }
 }
-pub const RESPONSE_VARIANTS: u32 = 9;
+pub const RESPONSE_VARIANTS: u32 = 11;
 
 pub fn error_kind_index(k: ErrorKind) -> u32 {
     match k {

@@ -23,7 +23,7 @@ use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{Algorithm, Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use russh::{AgentAuthError, MethodKind, MethodSet};
-use sshmcp_proto::{ErrorKind, Secret};
+use sshmcp_proto::{ErrorKind, Needs, Secret, SecretKind, SecretPrompt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,6 +34,9 @@ const MAX_KBD_ROUNDS: usize = 5;
 /// What one server is logged in with.
 pub struct Credentials<'a> {
     pub user: &'a str,
+    /// `host` or `[host]:port`, to name the login a missing password is
+    /// for.
+    pub host: &'a str,
     /// The caller's key, already loaded (see [`load_key`]), and its path.
     pub private_key: Option<(&'a Path, Arc<PrivateKey>)>,
     pub password: Option<&'a Secret>,
@@ -438,9 +441,19 @@ impl Attempts<'_> {
         } else {
             self.tried.join("; then ")
         };
+        // Nothing but a password can log in now: say so in a form the shim
+        // can turn into a question for the human.
+        let needs_password = creds.private_key.is_none()
+            && creds.password.is_none()
+            && (self.offers(MethodKind::Password) || self.offers(MethodKind::KeyboardInteractive));
         let advice = if creds.private_key.is_some() || creds.password.is_some() {
             "Check the username and the password or key, or whether the key is in the server's \
              authorized_keys."
+        } else if needs_password {
+            "The server takes a password, and none was given. With an MCP client that supports \
+             URL-mode elicitation, sshmcp asks the human for it on a local page so it never \
+             reaches the model. Otherwise: load a key into ssh-agent (`ssh-add KEYFILE`), give \
+             private_key, or give password (it then passes through the model's context)."
         } else if creds.agent_socket.is_none() {
             "No password or private_key was given and no ssh-agent is reachable (SSH_AUTH_SOCK \
              was not set where sshmcp-shim runs): give a password or private_key, or load a key \
@@ -462,6 +475,14 @@ impl Attempts<'_> {
                 },
             ),
         )
+        .with_needs(needs_password.then(|| {
+            Needs::Secret(SecretPrompt {
+                kind: SecretKind::Password,
+                host: creds.host.to_owned(),
+                username: creds.user.to_owned(),
+                key_path: None,
+            })
+        }))
     }
 }
 
@@ -529,6 +550,8 @@ pub struct KeyError {
     pub kind: ErrorKind,
     /// Without the path: callers say which file.
     pub why: String,
+    /// The key is encrypted and no passphrase was given.
+    pub needs_passphrase: bool,
 }
 
 /// Reads a private key, decrypting it with `passphrase` if it is encrypted.
@@ -541,10 +564,12 @@ pub fn load_key(path: &Path, passphrase: Option<&Secret>) -> Result<PrivateKey, 
     let local = |why: String| KeyError {
         kind: ErrorKind::LocalIo,
         why,
+        needs_passphrase: false,
     };
     let auth = |why: String| KeyError {
         kind: ErrorKind::AuthFailed,
         why,
+        needs_passphrase: false,
     };
     let shown = path.display();
     match russh::keys::load_secret_key(path, None) {
@@ -554,11 +579,16 @@ pub fn load_key(path: &Path, passphrase: Option<&Secret>) -> Result<PrivateKey, 
         }
         Err(russh::keys::Error::IO(e)) => Err(local(format!("cannot read it: {e}"))),
         Err(russh::keys::Error::KeyIsEncrypted) => match passphrase {
-            None => Err(auth(format!(
-                "it is encrypted and no passphrase was given; pass its passphrase, or load it \
-                 into ssh-agent (`ssh-add {shown}`) and connect without private_key so the \
-                 agent is used"
-            ))),
+            None => Err(KeyError {
+                needs_passphrase: true,
+                ..auth(format!(
+                    "it is encrypted and no passphrase was given. With an MCP client that \
+                     supports URL-mode elicitation, sshmcp asks the human for it on a local \
+                     page so it never reaches the model. Otherwise: load it into ssh-agent \
+                     (`ssh-add {shown}`) and connect without private_key so the agent is used, \
+                     or pass passphrase (it then passes through the model's context)"
+                ))
+            }),
             Some(passphrase) => russh::keys::load_secret_key(path, Some(passphrase.expose()))
                 .map_err(|_| {
                     auth("it is encrypted and the passphrase given does not decrypt it".to_owned())

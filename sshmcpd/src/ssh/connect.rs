@@ -20,7 +20,10 @@ use crate::ssh_config::{
 use russh::Preferred;
 use russh::client::{self, Handle};
 use russh::keys::{Algorithm, Certificate, HashAlg, PublicKey, PublicKeyOrCertificate};
-use sshmcp_proto::{ConnectRequest, ErrorKind, Secret};
+use sshmcp_proto::{
+    ConnectRequest, ErrorKind, HostKeyApproval, Needs, Secret, SecretKind, SecretPrompt,
+    UnknownHostKey,
+};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -87,6 +90,8 @@ pub struct ConnectParams {
     pub passphrase: Option<Secret>,
     /// The client's ssh-agent, for the target and every hop.
     pub agent_socket: Option<PathBuf>,
+    /// Unknown host keys a human accepted, for any hop.
+    pub approved_host_keys: Vec<HostKeyApproval>,
     pub trust: Arc<TrustSettings>,
 }
 
@@ -210,6 +215,7 @@ impl ConnectParams {
             password: req.password,
             passphrase: req.passphrase,
             agent_socket: req.agent_socket.map(PathBuf::from),
+            approved_host_keys: req.approved_host_keys,
             trust,
         })
     }
@@ -289,6 +295,9 @@ struct HostKeyRules {
     /// Why unknown hosts are refused (which setting, where), or `None`
     /// when they are learned.
     strict: Option<Strictness>,
+    /// The fingerprint a human accepted for this host, learned even when
+    /// `strict`.
+    approved: Option<String>,
     /// The first one is learned into.
     user_files: Vec<PathBuf>,
     global_files: Vec<PathBuf>,
@@ -306,7 +315,11 @@ impl HostKeyRules {
     /// Reads the host-key settings for `endpoint` from `~/.ssh/config`
     /// again (they may have changed since the session was opened) and the
     /// known_hosts entries for its host.
-    fn resolve(endpoint: &Endpoint, trust: &TrustSettings) -> Result<Self, RequestError> {
+    fn resolve(
+        endpoint: &Endpoint,
+        trust: &TrustSettings,
+        approvals: &[HostKeyApproval],
+    ) -> Result<Self, RequestError> {
         let target = Target {
             alias: &endpoint.alias,
             host: &endpoint.hostname,
@@ -343,11 +356,17 @@ impl HostKeyRules {
                 host_label(&endpoint.hostname, endpoint.port)
             ))
         })?;
+        let label = host_label(&endpoint.hostname, endpoint.port);
+        let approved = approvals
+            .iter()
+            .find(|a| a.host == label)
+            .map(|a| a.fingerprint.clone());
         Ok(HostKeyRules {
             host: endpoint.hostname.clone(),
             port: endpoint.port,
             name,
             strict,
+            approved,
             user_files: settings.user_known_hosts_files,
             global_files: settings.global_known_hosts_files,
             hash: settings.hash_known_hosts,
@@ -404,7 +423,24 @@ pub struct HostKeyVerifier {
 pub type LossReason = Arc<Mutex<Option<String>>>;
 
 /// The fingerprint and whether it was known, or why the key was refused.
-type Verdict = Result<(String, HostKeyStatus), String>;
+type Verdict = Result<(String, HostKeyStatus), Refusal>;
+
+/// Why a host key was refused, and the key when only the `strict` policy
+/// stood in the way (a human may accept it).
+#[derive(Debug, PartialEq, Eq)]
+struct Refusal {
+    message: String,
+    unknown: Option<UnknownHostKey>,
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Self {
+        Refusal {
+            message,
+            unknown: None,
+        }
+    }
+}
 
 impl client::Handler for HostKeyVerifier {
     type Error = russh::Error;
@@ -497,7 +533,8 @@ fn verify_host_key(rules: &HostKeyRules, key: &PublicKey) -> Verdict {
              accepts a revoked key. Ask the host's administrator to replace the key; if the \
              revocation is a mistake, delete that line.",
             entry.location()
-        )),
+        )
+        .into()),
         KeyCheck::Changed(entry) => Err(format!(
             "HOST KEY CHANGED for {label}: the server offered {algorithm} key {offered}, but {} \
              records {}. This may be a man-in-the-middle attack, or the host was reinstalled. \
@@ -505,7 +542,8 @@ fn verify_host_key(rules: &HostKeyRules, key: &PublicKey) -> Verdict {
             entry.location(),
             fingerprint(&entry.key),
             remove_command(&label, entry),
-        )),
+        )
+        .into()),
         KeyCheck::OtherType(entry) => {
             let known = entry.key.algorithm();
             Err(format!(
@@ -516,7 +554,8 @@ fn verify_host_key(rules: &HostKeyRules, key: &PublicKey) -> Verdict {
                 entry.location(),
                 fingerprint(&entry.key),
                 remove_command(&label, entry),
-            ))
+            )
+            .into())
         }
         KeyCheck::Unknown => learn(rules, key, &offered),
     }
@@ -539,9 +578,11 @@ fn learn(rules: &HostKeyRules, key: &PublicKey, offered: &str) -> Verdict {
             "{label} is not in any known_hosts file ({searched}) and UserKnownHostsFile is none, \
              so sshmcpd has nowhere to record its {algorithm} key {offered}. Set \
              UserKnownHostsFile in ~/.ssh/config, or add the key to a global known_hosts file."
-        ));
+        )
+        .into());
     };
-    if let Some(strict) = &rules.strict {
+    let approved = rules.approved.as_deref() == Some(offered);
+    if let Some(strict) = rules.strict.as_ref().filter(|_| !approved) {
         let scan = format!(
             "ssh-keyscan {}{}{} >> {}",
             if rules.hash { "-H " } else { "" },
@@ -569,12 +610,21 @@ fn learn(rules: &HostKeyRules, key: &PublicKey, offered: &str) -> Verdict {
                 "change that line to StrictHostKeyChecking accept-new".to_owned(),
             ),
         };
-        return Err(format!(
-            "{label} is not in any known_hosts file ({searched}), and {setting} refuses unknown \
-             hosts. The server offered {algorithm} key {offered}. To trust this host, confirm \
-             that fingerprint with its administrator, add its key with `{scan}` and connect \
-             again; or, to let sshmcpd learn new hosts itself, {change}."
-        ));
+        return Err(Refusal {
+            message: format!(
+                "{label} is not in any known_hosts file ({searched}), and {setting} refuses \
+                 unknown hosts. The server offered {algorithm} key {offered}. With an MCP client \
+                 that supports elicitation, sshmcp asks the human to confirm that fingerprint. \
+                 Otherwise, to trust this host, confirm the fingerprint with its administrator, \
+                 add its key with `{scan}` and connect again; or, to let sshmcpd learn new hosts \
+                 itself, {change}."
+            ),
+            unknown: Some(UnknownHostKey {
+                host: label,
+                algorithm: algorithm.to_string(),
+                fingerprint: offered.to_owned(),
+            }),
+        });
     }
     let written = known_hosts::entry_line(&rules.name, key, rules.hash)
         .map_err(|e| format!("cannot encode the host key of {label}: {e}"))
@@ -594,6 +644,7 @@ fn learn(rules: &HostKeyRules, key: &PublicKey, offered: &str) -> Verdict {
     tracing::info!(
         host = %label,
         fingerprint = %offered,
+        accepted_by = if approved { "the user" } else { "policy accept-new" },
         "learned new host key into {} line {written}",
         file.display()
     );
@@ -628,14 +679,16 @@ fn verify_certificate(rules: &HostKeyRules, cert: &Certificate) -> Verdict {
              line.",
             fingerprint(&PublicKey::new(cert.signature_key().clone(), "")),
             entry.location()
-        )),
+        )
+        .into()),
         CertCheck::Invalid { authority, why } => Err(format!(
             "{label} presented a host certificate for key {offered} signed by the \
              @cert-authority at {}, but {why}, so it is refused. Ask the host's administrator \
              to issue a valid certificate for {}.",
             authority.location(),
             rules.host
-        )),
+        )
+        .into()),
         CertCheck::NoAuthority => verify_host_key(rules, &certified),
     }
 }
@@ -705,7 +758,16 @@ pub async fn connect(params: ConnectParams) -> Result<Connection, RequestError> 
             auth::load_key(path, params.passphrase.as_ref())
                 .map(Arc::new)
                 .map_err(|e| {
+                    let target = &params.target;
                     RequestError::new(e.kind, format!("private key {}: {}", path.display(), e.why))
+                        .with_needs(e.needs_passphrase.then(|| {
+                            Needs::Secret(SecretPrompt {
+                                kind: SecretKind::Passphrase,
+                                host: host_label(&target.hostname, target.port),
+                                username: target.username.clone(),
+                                key_path: Some(path.display().to_string()),
+                            })
+                        }))
                 })?,
         ),
         None => None,
@@ -718,8 +780,10 @@ pub async fn connect(params: ConnectParams) -> Result<Connection, RequestError> 
             index + 1,
             params.jumps.len()
         );
+        let host = host_label(&hop.hostname, hop.port);
         let creds = Credentials {
             user: &hop.username,
+            host: &host,
             private_key: None,
             password: None,
             passphrase: None,
@@ -727,15 +791,17 @@ pub async fn connect(params: ConnectParams) -> Result<Connection, RequestError> 
             identities: &hop.identities,
             identities_only: hop.identities_only,
         };
-        let conn = open(hop, &params.trust, carrier.take(), &creds)
+        let conn = open(hop, &params, carrier.take(), &creds)
             .await
-            .map_err(|e| RequestError::new(e.kind, format!("{what}: {}", e.message)))?;
+            .map_err(|e| e.context(&what))?;
         tracing::info!(hop = %hop.label(), method = conn.auth_method, "logged in to jump host");
         carrier = Some(conn.handle);
     }
     let target = &params.target;
+    let host = host_label(&target.hostname, target.port);
     let creds = Credentials {
         user: &target.username,
+        host: &host,
         private_key: params.private_key.as_deref().zip(key),
         password: params.password.as_ref(),
         passphrase: params.passphrase.as_ref(),
@@ -743,21 +809,21 @@ pub async fn connect(params: ConnectParams) -> Result<Connection, RequestError> 
         identities: &target.identities,
         identities_only: target.identities_only,
     };
-    open(target, &params.trust, carrier, &creds).await
+    open(target, &params, carrier, &creds).await
 }
 
 /// Connects to one endpoint, directly or through `carrier`, within its
 /// timeout, and logs in.
 async fn open(
     endpoint: &Endpoint,
-    trust: &TrustSettings,
+    params: &ConnectParams,
     carrier: Option<SshHandle>,
     creds: &Credentials<'_>,
 ) -> Result<Connection, RequestError> {
     let label = endpoint.label();
     tokio::time::timeout(
         endpoint.timeout,
-        open_inner(endpoint, trust, carrier, creds, &label),
+        open_inner(endpoint, params, carrier, creds, &label),
     )
     .await
     .unwrap_or_else(|_| {
@@ -774,12 +840,12 @@ async fn open(
 
 async fn open_inner(
     endpoint: &Endpoint,
-    trust: &TrustSettings,
+    params: &ConnectParams,
     carrier: Option<SshHandle>,
     creds: &Credentials<'_>,
     label: &str,
 ) -> Result<Connection, RequestError> {
-    let rules = HostKeyRules::resolve(endpoint, trust)?;
+    let rules = HostKeyRules::resolve(endpoint, &params.trust, &params.approved_host_keys)?;
     let config = Arc::new(client_config(rules.preferred(), endpoint));
     let verdict = Arc::new(Mutex::new(None));
     let lost = LossReason::default();
@@ -832,7 +898,10 @@ async fn open_inner(
         Ok(handle) => handle,
         Err(e) => {
             return Err(match verdict {
-                Some(Err(refusal)) => RequestError::new(ErrorKind::HostKeyRejected, refusal),
+                Some(Err(refusal)) => {
+                    RequestError::new(ErrorKind::HostKeyRejected, refusal.message)
+                        .with_needs(refusal.unknown.map(Needs::HostKey))
+                }
                 _ => RequestError::new(
                     ErrorKind::ConnectFailed,
                     format!(
@@ -902,6 +971,7 @@ mod tests {
             entries: HostEntries::load(std::slice::from_ref(&file), &name).unwrap(),
             name,
             strict,
+            approved: None,
             user_files: vec![file],
             global_files: Vec::new(),
             hash: false,
@@ -912,7 +982,7 @@ mod tests {
     fn a_second_key_type_for_a_known_host_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let r = rules(dir.path(), "h", 2222, &format!("[h]:2222 {ED}\n"), None);
-        let err = verify_host_key(&r, &key(ECDSA)).unwrap_err();
+        let err = verify_host_key(&r, &key(ECDSA)).unwrap_err().message;
         assert!(
             err.contains("known_hosts line 1 by ssh-ed25519 key SHA256:"),
             "{err}"
@@ -941,7 +1011,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut r = rules(dir.path(), "h", 22, "", Some(Strictness::Config(None)));
         r.hash = true;
-        let err = verify_host_key(&r, &key(ED)).unwrap_err();
+        let err = verify_host_key(&r, &key(ED)).unwrap_err().message;
         let file = dir.path().join("known_hosts");
         assert!(
             err.contains(&format!("`ssh-keyscan -H h >> {}`", file.display())),
@@ -951,11 +1021,35 @@ mod tests {
     }
 
     #[test]
+    fn strict_learns_only_the_key_the_human_approved() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = rules(dir.path(), "h", 2222, "", Some(Strictness::Config(None)));
+        let refusal = verify_host_key(&r, &key(ED)).unwrap_err();
+        let Some(unknown) = refusal.unknown else {
+            panic!("a strict refusal names the key: {}", refusal.message)
+        };
+        assert_eq!(unknown.host, "[h]:2222");
+        assert_eq!(unknown.algorithm, "ssh-ed25519");
+        r.approved = Some("SHA256:not-this-one".into());
+        assert!(verify_host_key(&r, &key(ED)).is_err());
+        let known = dir.path().join("known_hosts");
+        assert_eq!(std::fs::read_to_string(&known).unwrap(), "");
+        r.approved = Some(unknown.fingerprint.clone());
+        let (fingerprint, status) = verify_host_key(&r, &key(ED)).ok().unwrap();
+        assert_eq!(
+            (fingerprint, status),
+            (unknown.fingerprint, HostKeyStatus::Learned)
+        );
+        let written = std::fs::read_to_string(&known).unwrap();
+        assert!(written.starts_with("[h]:2222 ssh-ed25519 "), "{written}");
+    }
+
+    #[test]
     fn nowhere_to_learn_is_a_refusal() {
         let dir = tempfile::tempdir().unwrap();
         let mut r = rules(dir.path(), "h", 22, "", None);
         r.user_files.clear();
-        let err = verify_host_key(&r, &key(ED)).unwrap_err();
+        let err = verify_host_key(&r, &key(ED)).unwrap_err().message;
         assert!(err.contains("UserKnownHostsFile is none"), "{err}");
     }
 
@@ -1006,7 +1100,7 @@ mod tests {
             Ok((host_fp, HostKeyStatus::Known))
         );
         let r = rules(dir.path(), "x.example.org", 22, &known, None);
-        let err = verify_certificate(&r, &cert).unwrap_err();
+        let err = verify_certificate(&r, &cert).unwrap_err().message;
         assert!(err.contains("@cert-authority at "), "{err}");
         assert!(
             err.contains("known_hosts line 1, but it is valid for h.example.org"),
