@@ -2,15 +2,19 @@
 //! request and from the daemon's response to a result.
 
 use crate::daemon::Daemon;
-use crate::elicit::{self, Answer};
+use crate::elicit::{self, Answer, MAX_QUESTIONS, Rounds};
 use crate::tools::{
     self, ConnectArgs, ConnectOutput, Direction, DisconnectArgs, DisconnectOutput, DownloadArgs,
     ExecuteArgs, ExecuteOutput, ListSessionsOutput, LocalPaths, ToolError, TransferOutput,
     UploadArgs,
 };
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{InputResponses, IntoCallToolResult, RequestState};
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{Implementation, ProgressNotificationParam, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    CallToolResponse, Implementation, ProgressNotificationParam, ProtocolVersion,
+    ServerCapabilities, ServerConfig,
+};
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use sshmcp_proto::{ConnectRequest, Progress, Request, Response, SessionInfo};
@@ -36,6 +40,7 @@ impl SshTools {
 
     #[tool(
         description = tools::CONNECT_DESCRIPTION,
+        output_schema = rmcp::handler::server::tool::schema_for_output::<ConnectOutput>(),
         annotations(
             title = "Open an SSH session",
             read_only_hint = false,
@@ -47,11 +52,26 @@ impl SshTools {
     async fn connect(
         &self,
         Parameters(args): Parameters<ConnectArgs>,
+        RequestState(state): RequestState,
+        InputResponses(answers): InputResponses,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<ConnectOutput>, ToolError> {
+    ) -> Result<CallToolResponse, ToolError> {
         let request = args.into_request(&LocalPaths::from_env())?;
+        let stateless = context
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        let work = async {
+            if stateless {
+                self.connect_round(request, state, answers, &context).await
+            } else {
+                let output = self.connect_asking(request, &context.peer).await?;
+                Json(output)
+                    .into_call_tool_result()
+                    .map_err(|e| ToolError::new(e.message))
+            }
+        };
         tokio::select! {
-            answer = self.connect_asking(request, &context.peer) => answer.map(Json),
+            answer = work => answer,
             () = context.ct.cancelled() => Err(ToolError::new(
                 "the call was cancelled; no session was opened",
             )),
@@ -223,8 +243,7 @@ impl SshTools {
         mut request: ConnectRequest,
         peer: &Peer<RoleServer>,
     ) -> Result<ConnectOutput, ToolError> {
-        const ROUNDS: usize = 4;
-        for _ in 0..ROUNDS {
+        for _ in 0..MAX_QUESTIONS {
             match self.daemon.call(Request::Connect(request.clone())).await? {
                 Response::Connected(result) => return Ok(result.into()),
                 Response::Error(body) => {
@@ -243,9 +262,42 @@ impl SshTools {
             }
         }
         Err(ToolError::new(format!(
-            "connect still needed something from the user after {ROUNDS} questions; check the \
-             host's keys and the credentials, then connect again"
+            "connect still needed something from the user after {MAX_QUESTIONS} questions; \
+             check the host's keys and the credentials, then connect again"
         )))
+    }
+
+    /// One round of a `connect` on MCP 2026-07-28 and later: applies the
+    /// answer to the previous round's question, connects, and answers with
+    /// the session or with the next question (see [`Rounds`]).
+    async fn connect_round(
+        &self,
+        mut request: ConnectRequest,
+        state: Option<String>,
+        answers: Option<rmcp::model::InputResponses>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ToolError> {
+        let mut rounds = Rounds::resume(state)?;
+        rounds.apply(answers, &self.daemon, &mut request).await?;
+        match self.daemon.call(Request::Connect(request)).await? {
+            Response::Connected(result) => Json(ConnectOutput::from(result))
+                .into_call_tool_result()
+                .map_err(|e| ToolError::new(e.message)),
+            Response::Error(body) => {
+                let Some(needs) = body.needs.clone() else {
+                    return Err(body.into());
+                };
+                let capabilities = context.client_capabilities();
+                match rounds
+                    .ask(needs, capabilities.as_ref(), &self.daemon)
+                    .await?
+                {
+                    Some(question) => Ok(question.into()),
+                    None => Err(body.into()),
+                }
+            }
+            other => Err(refusal("connect", other)),
+        }
     }
 
     /// Sends a long-running request to the daemon, relaying its progress

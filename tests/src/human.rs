@@ -16,7 +16,9 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, RequestContext, RunningService};
 use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use rmcp::{
+    ClientHandler, ClientLifecycleMode, ClientServiceExt, ErrorData, RoleClient, ServiceExt,
+};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -33,6 +35,9 @@ type Visit = JoinHandle<Result<(), String>>;
 /// The scripted human behind an MCP host.
 #[derive(Clone, Default)]
 pub struct Human {
+    /// 2025-11-25 unless set: the last revision where servers ask by
+    /// request.
+    protocol: Option<ProtocolVersion>,
     form: bool,
     url: bool,
     trust_host_keys: bool,
@@ -75,6 +80,14 @@ impl Human {
         }
     }
 
+    /// The same host speaking MCP `protocol`: from 2026-07-28 the shim asks
+    /// by answering the tool call with the question, and rmcp's client
+    /// answers it and calls again.
+    pub fn on_protocol(mut self, protocol: ProtocolVersion) -> Human {
+        self.protocol = Some(protocol);
+        self
+    }
+
     /// A host that declares no elicitation at all.
     pub fn absent() -> Human {
         Human::default()
@@ -101,7 +114,7 @@ impl Human {
     }
 
     /// Starts the shim in `env` as this host's MCP server and initializes
-    /// the session (MCP 2025-11-25, where servers may ask the client).
+    /// the session.
     ///
     /// # Panics
     ///
@@ -114,9 +127,18 @@ impl Human {
             .stderr(log)
             .spawn()
             .expect("spawn sshmcp-shim");
-        let service = ServiceExt::serve(self, transport)
-            .await
-            .expect("initialize the MCP session with sshmcp-shim");
+        let service = match self.protocol.clone() {
+            // 2026-07-28 has no `initialize`: the client discovers the
+            // server and sends its capabilities with each request.
+            Some(version) if !version.has_initialize() => {
+                let lifecycle = ClientLifecycleMode::Discover {
+                    preferred_versions: vec![version],
+                };
+                self.serve_with_lifecycle(transport, lifecycle).await
+            }
+            _ => ServiceExt::serve(self, transport).await,
+        }
+        .expect("start the MCP session with sshmcp-shim");
         McpHost { service }
     }
 }
@@ -138,7 +160,11 @@ impl ClientHandler for Human {
             capabilities,
             Implementation::new("sshmcp-tests", env!("CARGO_PKG_VERSION")),
         )
-        .with_protocol_version(ProtocolVersion::V_2025_11_25)
+        .with_protocol_version(
+            self.protocol
+                .clone()
+                .unwrap_or(ProtocolVersion::V_2025_11_25),
+        )
     }
 
     async fn create_elicitation(
@@ -202,6 +228,14 @@ impl McpHost {
             .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))
             .await
             .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"))
+    }
+
+    /// The MCP revision the session runs on.
+    pub fn protocol(&self) -> Option<ProtocolVersion> {
+        self.service
+            .peer()
+            .peer_info()
+            .map(|info| info.protocol_version.clone())
     }
 
     /// Ends the session; the shim exits.
