@@ -47,7 +47,7 @@ fn assert_no_secret(text: &str) {
 fn secret_debug_is_redacted() {
     for value in [PASSWORD, PASSPHRASE] {
         let s = Secret::new(value.into());
-        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+        assert_eq!(format!("{s:?}"), "[redacted]");
         assert!(!format!("{s:#?}").contains(value));
     }
 }
@@ -62,7 +62,7 @@ fn connect_request_debug_hides_the_password_and_passphrase() {
         assert!(text.contains("admin@bastion:2222,10.0.0.5"), "{text}");
         assert!(text.contains("/run/user/1000/ssh-agent.socket"), "{text}");
         // One redaction per secret.
-        assert_eq!(text.matches("<redacted>").count(), 2, "{text}");
+        assert_eq!(text.matches("[redacted]").count(), 2, "{text}");
     }
 }
 
@@ -72,7 +72,7 @@ fn connect_request_debug_hides_a_lone_passphrase() {
     for text in [format!("{req:?}"), format!("{req:#?}")] {
         assert_no_secret(&text);
         assert!(text.contains("id_ed25519"), "{text}");
-        assert_eq!(text.matches("<redacted>").count(), 1, "{text}");
+        assert_eq!(text.matches("[redacted]").count(), 1, "{text}");
     }
 }
 
