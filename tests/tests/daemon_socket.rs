@@ -224,40 +224,40 @@ fn a_second_daemon_on_the_same_socket_refuses_to_start() {
     );
 }
 
-#[test]
-fn a_socket_directory_writable_by_others_is_refused() {
-    let env = Env::new();
-    let run = env.socket().parent().unwrap().to_path_buf();
-    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777)).unwrap();
+/// Runs `sshmcpd serve` in `env`, expects it to refuse to start, and
+/// returns what it said.
+fn serve_refused(env: &Env) -> String {
     let out = env
         .command(bin_path("sshmcpd"))
         .arg("serve")
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("world-writable"),
-        "{out:?}"
-    );
+    assert!(!out.status.success(), "{out:?}");
+    assert!(!env.socket().exists());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn socket_dir(env: &Env) -> std::path::PathBuf {
+    env.socket().parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn a_socket_directory_writable_by_others_is_refused() {
+    let env = Env::new();
+    std::fs::set_permissions(socket_dir(&env), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let stderr = serve_refused(&env);
+    assert!(stderr.contains("world-writable"), "{stderr}");
 }
 
 #[test]
 fn a_socket_directory_writable_by_the_group_is_refused() {
     let env = Env::new();
-    let run = env.socket().parent().unwrap().to_path_buf();
-    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o770)).unwrap();
-    let out = env
-        .command(bin_path("sshmcpd"))
-        .arg("serve")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    std::fs::set_permissions(socket_dir(&env), std::fs::Permissions::from_mode(0o770)).unwrap();
+    let stderr = serve_refused(&env);
     assert!(
         stderr.contains("group- or world-writable (mode 770)"),
         "{stderr}"
     );
-    assert!(!env.socket().exists());
 }
 
 #[test]
@@ -268,20 +268,12 @@ fn a_socket_directory_owned_by_another_user_is_refused() {
          (CI does)"
     );
     let env = Env::new();
-    let run = env.socket().parent().unwrap().to_path_buf();
-    std::os::unix::fs::chown(&run, Some(65534), None).unwrap();
-    let out = env
-        .command(bin_path("sshmcpd"))
-        .arg("serve")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    std::os::unix::fs::chown(socket_dir(&env), Some(65534), None).unwrap();
+    let stderr = serve_refused(&env);
     assert!(
         stderr.contains("it belongs to uid 65534, not to you"),
         "{stderr}"
     );
-    assert!(!env.socket().exists());
 }
 
 /// The peer-uid check is the only barrier here: the daemon runs as `nobody`

@@ -46,6 +46,22 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Kills the sshd processes in `serving` (the ones serving session `id`)
+/// and waits until the daemon shows the session as disconnected.
+fn drop_connections(shim: &mut Shim, id: &str, serving: Vec<u32>) {
+    assert!(!serving.is_empty(), "no sshd child serves the session");
+    for pid in serving {
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "the session to show as disconnected",
+        || session_status(shim, id).is_some_and(|s| s["status"] == "disconnected"),
+    )
+    .unwrap();
+}
+
 #[test]
 fn a_dropped_connection_is_reconnected_on_next_use() {
     let mut w = World::new();
@@ -55,18 +71,7 @@ fn a_dropped_connection_is_reconnected_on_next_use() {
     // Kill the sshd process serving the session: the connection drops as it
     // would when a server restarts or a network path dies.
     let serving = children_of(w.sshd.pid());
-    assert!(!serving.is_empty(), "no sshd child serves the session");
-    for pid in serving {
-        // SAFETY: kill has no memory preconditions.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    }
-    let shim = &mut w.shim;
-    wait_until(
-        Duration::from_secs(20),
-        "the session to show as disconnected",
-        || session_status(shim, &id).is_some_and(|s| s["status"] == "disconnected"),
-    )
-    .unwrap();
+    drop_connections(&mut w.shim, &id, serving);
     let s = session_status(&mut w.shim, &id).unwrap();
     assert!(
         s["last_error"]
@@ -90,17 +95,7 @@ fn a_failed_reconnect_says_the_session_is_gone_and_why() {
     // The server goes away for good: its listener and its session child.
     let serving = children_of(w.sshd.pid());
     drop(std::mem::replace(&mut w.sshd, Sshd::start()));
-    for pid in serving {
-        // SAFETY: kill has no memory preconditions.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    }
-    let shim = &mut w.shim;
-    wait_until(
-        Duration::from_secs(20),
-        "the session to show as disconnected",
-        || session_status(shim, &id).is_some_and(|s| s["status"] == "disconnected"),
-    )
-    .unwrap();
+    drop_connections(&mut w.shim, &id, serving);
     let r = w
         .shim
         .call_tool("execute", json!({"session_id": id, "command": "true"}));
