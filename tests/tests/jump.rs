@@ -4,7 +4,7 @@
 //! verified like any other.
 
 use serde_json::{Value, json};
-use sshmcp_tests::{Env, Shim, Sshd, SshdConfig, ToolResult, run_cli};
+use sshmcp_tests::{Agent, Env, Shim, Sshd, SshdConfig, ToolResult, run_cli};
 
 /// A jump host whose log shows the forwards it opens: sshd logs
 /// `direct-tcpip` requests at DEBUG1 only.
@@ -118,6 +118,56 @@ fn proxy_jump_from_the_config_chains_two_hops() {
         !forwarded_to(&first, &target),
         "the first hop must not reach the target itself:\n{}",
         first.log()
+    );
+}
+
+/// The "done when": a host alias from `~/.ssh/config` with a jump
+/// host and a key held only by ssh-agent connects with nothing but
+/// `hostname`, as `ssh target` would.
+#[test]
+fn an_alias_with_a_jump_host_and_an_agent_key_needs_only_the_hostname() {
+    let target = Sshd::start();
+    let bastion = jump_host();
+    let mut env = Env::new();
+    let agent = Agent::start();
+    agent.add(&target.client_key());
+    agent.add(&bastion.client_key());
+    env.set_var("SSH_AUTH_SOCK", agent.socket());
+    let entry = |name: &str, sshd: &Sshd| {
+        format!(
+            "Host {name}\n  HostName {}\n  Port {}\n  User root\n",
+            sshd.host(),
+            sshd.port()
+        )
+    };
+    let config = format!(
+        "{}  ProxyJump bastion\n{}",
+        entry("target", &target),
+        entry("bastion", &bastion)
+    );
+    let mut shim = start(&env, &config);
+    let r = shim.call_tool("connect", json!({"hostname": "target"}));
+    let connected = r.expect_ok().clone();
+    assert_eq!(connected["auth_method"], "publickey", "{connected}");
+    assert_eq!(
+        run_on(&mut shim, &connected, "echo via bastion"),
+        "via bastion\n"
+    );
+    assert!(forwarded_to(&bastion, &target), "{}", bastion.log());
+    for sshd in [&bastion, &target] {
+        assert!(
+            sshd.log().contains("Accepted publickey for root"),
+            "{}",
+            sshd.log()
+        );
+    }
+    let list = shim.call_tool("list_sessions", json!({}));
+    let session = &list.expect_ok()["sessions"][0];
+    assert_eq!(session["alias"], "target", "{session}");
+    assert_eq!(
+        session["jump"],
+        format!("root@[127.0.0.1]:{}", bastion.port()),
+        "{session}"
     );
 }
 
