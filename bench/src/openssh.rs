@@ -110,7 +110,17 @@ impl OpenSsh {
                 std::fs::read_to_string(&log_path).unwrap_or_default()
             )
         })?;
-        let pid = self.master_pid(&socket)?;
+        let pid = match self.master_pid(&socket) {
+            Ok(pid) => pid,
+            Err(e) => {
+                // It may be running all the same: ask it to go.
+                drop(run_timed(
+                    &mut self.control(&socket, "exit"),
+                    COMMAND_TIMEOUT,
+                ));
+                return Err(e);
+            }
+        };
         let master = Master {
             exit: self.control(&socket, "exit"),
             socket,
@@ -210,6 +220,23 @@ impl OpenSsh {
     /// `host:path`, scp's name for a remote file.
     pub fn remote(&self, path: &Path) -> String {
         format!("{}:{}", self.host, path.display())
+    }
+}
+
+/// Whatever path the run took (an error between starting a master and
+/// wrapping it, a panic in a figure), no ControlMaster outlives the
+/// clients: any process still running with a control socket in `dir` is
+/// killed.
+impl Drop for OpenSsh {
+    fn drop(&mut self) {
+        let marker = format!("-S {}/cm", self.dir.display());
+        for pid in sshmcp_tests::processes_with(&marker) {
+            eprintln!("killing a ControlMaster left running: pid {pid}");
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
     }
 }
 
