@@ -9,6 +9,7 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod file_sink;
 pub mod log;
 pub mod output;
 pub mod paths;

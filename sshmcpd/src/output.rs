@@ -2,11 +2,11 @@
 //! and last bytes inline for the model, everything (up to a cap) in a spill
 //! file on disk that the agent can read or grep with its own tools.
 
+use crate::file_sink::FileSink;
 use sshmcp_proto::StreamOutput;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
-use tokio::io::AsyncWriteExt;
 
 /// Where spilled output goes, how much of it one stream may write, and how
 /// long it is kept.
@@ -54,9 +54,30 @@ pub struct Capture {
 
 struct Spill {
     path: PathBuf,
-    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    /// `None` when the file could not be opened or a write failed.
+    file: Option<FileSink>,
+    /// Output gathered into [`SPILL_BUFFER`]-sized writes.
+    pending: Vec<u8>,
     written: u64,
     truncated: bool,
+}
+
+/// Bytes of output handed to the spill file's writer at once.
+const SPILL_BUFFER: usize = 256 * 1024;
+
+impl Spill {
+    /// Hands the gathered output to the writer; a failure ends the spill.
+    async fn flush_pending(&mut self) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let buf = std::mem::replace(&mut self.pending, Vec::with_capacity(SPILL_BUFFER));
+        if let Err(e) = file.write(buf).await {
+            tracing::warn!(path = %self.path.display(), "writing full output failed: {e}");
+            self.file = None;
+            self.truncated = true;
+        }
+    }
 }
 
 impl Capture {
@@ -117,7 +138,7 @@ impl Capture {
         }
         .await;
         let file = match opened {
-            Ok(f) => Some(tokio::io::BufWriter::with_capacity(64 * 1024, f)),
+            Ok(f) => Some(FileSink::new(f.into_std().await)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), "cannot save full output: {e}");
                 None
@@ -126,6 +147,7 @@ impl Capture {
         self.spill = Some(Spill {
             path,
             file,
+            pending: Vec::with_capacity(SPILL_BUFFER),
             written: 0,
             truncated: false,
         });
@@ -136,33 +158,29 @@ impl Capture {
         let Some(spill) = self.spill.as_mut() else {
             return;
         };
-        let Some(file) = spill.file.as_mut() else {
+        if spill.file.is_none() {
             return;
-        };
+        }
         let room = max.saturating_sub(spill.written) as usize;
         let part = &data[..data.len().min(room)];
         if part.len() < data.len() {
             spill.truncated = true;
         }
-        if part.is_empty() {
-            return;
-        }
-        if let Err(e) = file.write_all(part).await {
-            tracing::warn!(path = %spill.path.display(), "writing full output failed: {e}");
-            spill.file = None;
-            spill.truncated = true;
-            return;
-        }
+        spill.pending.extend_from_slice(part);
         spill.written += part.len() as u64;
+        if spill.pending.len() >= SPILL_BUFFER {
+            spill.flush_pending().await;
+        }
     }
 
     /// Flushes the spill file and returns what the caller sees.
     pub async fn finish(mut self) -> StreamOutput {
-        let (spill_path, spill_truncated) = match self.spill.as_mut() {
-            Some(spill) => {
-                let flushed = match spill.file.as_mut() {
-                    Some(file) => file.flush().await.map_err(|e| {
-                        tracing::warn!(path = %spill.path.display(), "flushing full output failed: {e}");
+        let (spill_path, spill_truncated) = match self.spill.take() {
+            Some(mut spill) => {
+                spill.flush_pending().await;
+                let flushed = match spill.file.take() {
+                    Some(file) => file.finish().await.map(drop).map_err(|e| {
+                        tracing::warn!(path = %spill.path.display(), "writing full output failed: {e}");
                     }),
                     None => Err(()),
                 };

@@ -10,6 +10,7 @@
 use super::SshHandle;
 use crate::call::{CallContext, PROGRESS_INTERVAL};
 use crate::error::RequestError;
+use crate::file_sink::FileSink;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
@@ -725,7 +726,7 @@ async fn download_file(
     }
     .unwrap_or(0o644)
         & 0o7777;
-    let mut local = tokio::fs::OpenOptions::new()
+    let local = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
@@ -737,6 +738,7 @@ async fn download_file(
                 dir.display()
             ))
         })?;
+    let mut sink = FileSink::new(local.into_std().await);
 
     let remote = match sftp
         .raw
@@ -745,24 +747,31 @@ async fn download_file(
     {
         Ok(h) => h.handle,
         Err(e) => {
-            drop(local);
+            drop(sink.finish().await);
             remove_local_quietly(&temp);
             return Err(remote_error("opening", remote_path, &e));
         }
     };
-    let received = receive_file(&sftp.raw, &remote, &mut local, &temp, meter).await;
+    let received = receive_file(&sftp.raw, &remote, &mut sink, &temp, meter).await;
     if let Err(e) = sftp.raw.close(remote.as_str()).await {
         tracing::debug!("closing remote file after download: {e}");
     }
+    let written = sink.finish().await;
     let mtime = attrs
         .mtime
         .filter(|_| preserve)
         .map(|t| UNIX_EPOCH + Duration::from_secs(t.into()));
-    let finished = match received {
-        Ok(bytes) => finish_local(local, &temp, target, mode, mtime)
-            .await
-            .map(|()| bytes),
-        Err(e) => Err(e),
+    let finished = match (received, written) {
+        (Ok(bytes), Ok(local)) => {
+            finish_local(tokio::fs::File::from_std(local), &temp, target, mode, mtime)
+                .await
+                .map(|()| bytes)
+        }
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(RequestError::local_io(format!(
+            "writing {} failed: {e}",
+            temp.display()
+        ))),
     };
     match finished {
         Ok(bytes) => Ok(Sent {
@@ -908,7 +917,7 @@ async fn finish_local(
 async fn receive_file(
     raw: &Arc<RawSftpSession>,
     handle: &str,
-    local: &mut tokio::fs::File,
+    local: &mut FileSink,
     temp: &Path,
     meter: &mut Meter<'_>,
 ) -> Result<u64, RequestError> {
@@ -964,11 +973,12 @@ async fn receive_file(
             }
         }
         while let Some(piece) = ready.remove(&cursor) {
-            local.write_all(&piece).await.map_err(|e| {
+            let n = piece.len() as u64;
+            local.write(piece).await.map_err(|e| {
                 RequestError::local_io(format!("writing {} failed: {e}", temp.display()))
             })?;
-            cursor += piece.len() as u64;
-            meter.add(piece.len() as u64);
+            cursor += n;
+            meter.add(n);
         }
     }
     if eof_at != Some(cursor) || !ready.is_empty() {
