@@ -289,6 +289,25 @@ fn simple_response() -> impl Strategy<Value = Response> {
     ]
 }
 
+/// Writes `messages` one after another into one stream and reads them
+/// back through reads of `chunks` sizes.
+fn through_a_stream<M: Serialize + DeserializeOwned>(messages: &[M], chunks: Vec<usize>) -> Vec<M> {
+    let mut wire = Vec::new();
+    block_on(async {
+        for msg in messages {
+            write_message(&mut wire, msg).await.unwrap();
+        }
+    });
+    let mut r = Chunked::new(wire, chunks);
+    block_on(async {
+        let mut back = Vec::new();
+        while let Some(msg) = read_message::<M, _>(&mut r).await.unwrap() {
+            back.push(msg);
+        }
+        back
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -399,21 +418,7 @@ proptest! {
             .into_iter()
             .map(|(id, request, progress)| client_message(id, request, progress))
             .collect();
-        let mut wire = Vec::new();
-        block_on(async {
-            for msg in &messages {
-                write_message(&mut wire, msg).await.unwrap();
-            }
-        });
-        let mut r = Chunked::new(wire, chunks);
-        let back = block_on(async {
-            let mut back = Vec::new();
-            while let Some(msg) = read_message::<ClientMessage, _>(&mut r).await.unwrap() {
-                back.push(msg);
-            }
-            back
-        });
-        prop_assert_eq!(back, messages);
+        prop_assert_eq!(through_a_stream(&messages, chunks), messages);
     }
 
     #[test]
@@ -425,21 +430,7 @@ proptest! {
             .into_iter()
             .map(|(id, response)| ServerMessage { id, response })
             .collect();
-        let mut wire = Vec::new();
-        block_on(async {
-            for msg in &messages {
-                write_message(&mut wire, msg).await.unwrap();
-            }
-        });
-        let mut r = Chunked::new(wire, chunks);
-        let back = block_on(async {
-            let mut back = Vec::new();
-            while let Some(msg) = read_message::<ServerMessage, _>(&mut r).await.unwrap() {
-                back.push(msg);
-            }
-            back
-        });
-        prop_assert_eq!(back, messages);
+        prop_assert_eq!(through_a_stream(&messages, chunks), messages);
     }
 
     #[test]

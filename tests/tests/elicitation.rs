@@ -103,33 +103,30 @@ fn typing(browser: Arc<Browser>, secret: String, expect_on_page: Vec<String>) ->
         Box::pin(async move {
             let (token_path, _) = url.rsplit_once('/').map(|(a, b)| (b, a)).unwrap();
             let wrong = url.replace(token_path, &"0".repeat(token_path.len()));
-            let (status, _) = http("GET", &wrong, &[], "")
-                .await
-                .map_err(|e| e.to_string())?;
-            if status != 404 {
-                return Err(format!("a wrong token got {status}, not 404"));
-            }
-            let (status, _) = http(
-                "POST",
-                &url,
-                &[FORM, ("Origin", "http://evil.example")],
-                "secret=x",
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            if status != 403 {
-                return Err(format!("a post from another origin got {status}, not 403"));
-            }
-            let (status, _) = http(
-                "POST",
-                &url,
-                &[FORM, ("Sec-Fetch-Site", "cross-site")],
-                "secret=x",
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            if status != 403 {
-                return Err(format!("a cross-site post got {status}, not 403"));
+            let refusals = [
+                ("a wrong token", "GET", &wrong, vec![], 404),
+                (
+                    "a post from another origin",
+                    "POST",
+                    &url,
+                    vec![FORM, ("Origin", "http://evil.example")],
+                    403,
+                ),
+                (
+                    "a cross-site post",
+                    "POST",
+                    &url,
+                    vec![FORM, ("Sec-Fetch-Site", "cross-site")],
+                    403,
+                ),
+            ];
+            for (what, method, target, headers, want) in refusals {
+                let (status, _) = http(method, target, &headers, "secret=x")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if status != want {
+                    return Err(format!("{what} got {status}, not {want}"));
+                }
             }
 
             let page = browser.session().await;
