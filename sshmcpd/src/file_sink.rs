@@ -20,7 +20,8 @@ const QUEUED: usize = 8;
 pub struct FileSink {
     /// `None` once closed.
     tx: Option<mpsc::Sender<Vec<u8>>>,
-    writer: JoinHandle<io::Result<File>>,
+    /// `None` once awaited: a failed write already reported its error.
+    writer: Option<JoinHandle<io::Result<File>>>,
 }
 
 impl FileSink {
@@ -35,7 +36,7 @@ impl FileSink {
         });
         FileSink {
             tx: Some(tx),
-            writer,
+            writer: Some(writer),
         }
     }
 
@@ -56,10 +57,9 @@ impl FileSink {
         }
         // The writer stopped on an error: that is the one to report.
         self.tx = None;
-        match (&mut self.writer).await {
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(_)) => Err(io::Error::other("the file writer stopped early")),
-            Err(e) => Err(io::Error::other(format!("the file writer failed: {e}"))),
+        match self.join().await {
+            Err(e) => Err(e),
+            Ok(_) => Err(io::Error::other("the file writer stopped early")),
         }
     }
 
@@ -69,9 +69,16 @@ impl FileSink {
     /// Any write failed.
     pub async fn finish(mut self) -> io::Result<File> {
         self.tx = None;
-        match (&mut self.writer).await {
-            Ok(result) => result,
-            Err(e) => Err(io::Error::other(format!("the file writer failed: {e}"))),
+        self.join().await
+    }
+
+    /// The writer's outcome; awaited once, later calls get a plain error.
+    async fn join(&mut self) -> io::Result<File> {
+        match self.writer.take() {
+            Some(writer) => writer
+                .await
+                .unwrap_or_else(|e| Err(io::Error::other(format!("the file writer failed: {e}")))),
+            None => Err(io::Error::other("an earlier write to the file failed")),
         }
     }
 }
@@ -112,7 +119,12 @@ mod tests {
             }
         }
         let e = match failed {
-            Some(e) => e,
+            // Finishing after a reported failure still fails, and does
+            // not wait on the writer twice.
+            Some(e) => {
+                assert!(sink.finish().await.is_err());
+                e
+            }
             None => sink.finish().await.unwrap_err(),
         };
         assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
