@@ -12,7 +12,7 @@
 //! names the page in `secret_ref`, which takes it away.
 
 use crate::error::RequestError;
-use sshmcp_proto::{ErrorKind, Secret, SecretKind, SecretPage, SecretPrompt};
+use sshmcp_proto::{ConnectRequest, ErrorKind, Secret, SecretKind, SecretPage, SecretPrompt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -157,7 +157,7 @@ impl SecretPages {
     /// # Errors
     /// `BadRequest` when the page is unknown, already used, or has no
     /// secret yet.
-    pub fn take(&self, id: &str) -> Result<(SecretKind, Secret), RequestError> {
+    fn take(&self, id: &str) -> Result<(SecretKind, Secret), RequestError> {
         let page = self.get(id)?;
         let secret = page.secret.lock().unwrap_or_else(|e| e.into_inner()).take();
         match secret {
@@ -169,6 +169,21 @@ impl SecretPages {
                 "secret page {id} has received nothing yet; wait for it (AwaitSecret) first"
             ))),
         }
+    }
+
+    /// Moves the secret of the page `req.secret_ref` names into `req`, as
+    /// its password or passphrase.
+    ///
+    /// # Errors
+    /// As [`SecretPages::take`].
+    pub fn fill(&self, req: &mut ConnectRequest) -> Result<(), RequestError> {
+        if let Some(id) = req.secret_ref.take() {
+            match self.take(&id)? {
+                (SecretKind::Password, secret) => req.password = Some(secret),
+                (SecretKind::Passphrase, secret) => req.passphrase = Some(secret),
+            }
+        }
+        Ok(())
     }
 
     fn get(&self, id: &str) -> Result<Arc<Page>, RequestError> {

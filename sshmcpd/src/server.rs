@@ -9,9 +9,8 @@ use crate::secret_page::SecretPages;
 use crate::sessions::{ExecSettings, SessionManager};
 use anyhow::{Context, bail};
 use sshmcp_proto::{
-    ClientMessage, ConnectRequest, DaemonFacts, DaemonStatus, ErrorBody, ErrorKind, Hello,
-    HelloReply, HelloStatus, PROTOCOL_VERSION, ProtoError, Request, Response, SecretKind,
-    ServerMessage, read_message, write_message,
+    ClientMessage, DaemonFacts, DaemonStatus, ErrorBody, ErrorKind, Hello, HelloReply, HelloStatus,
+    PROTOCOL_VERSION, ProtoError, Request, Response, ServerMessage, read_message, write_message,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -463,10 +462,13 @@ fn summary(request: &Request) -> (&'static str, Option<String>) {
 async fn dispatch(request: Request, shared: &Shared, ctx: &CallContext) -> Response {
     let sessions = &shared.sessions;
     let result: Result<Response, RequestError> = match request {
-        Request::Connect(req) => match with_page_secret(req, &shared.secret_pages) {
-            Ok(req) => sessions.connect(req).await.map(Response::Connected),
-            Err(e) => Err(e),
-        },
+        Request::Connect(mut req) => {
+            async {
+                shared.secret_pages.fill(&mut req)?;
+                sessions.connect(req).await.map(Response::Connected)
+            }
+            .await
+        }
         Request::Disconnect { session_id } => sessions
             .disconnect(&session_id)
             .await
@@ -507,19 +509,4 @@ async fn dispatch(request: Request, shared: &Shared, ctx: &CallContext) -> Respo
             .map(|()| Response::SecretReceived),
     };
     result.unwrap_or_else(|e| Response::Error(e.into()))
-}
-
-/// Puts the secret a human typed into page `secret_ref` where the login
-/// looks for it.
-fn with_page_secret(
-    mut req: ConnectRequest,
-    pages: &SecretPages,
-) -> Result<ConnectRequest, RequestError> {
-    if let Some(id) = req.secret_ref.take() {
-        match pages.take(&id)? {
-            (SecretKind::Password, secret) => req.password = Some(secret),
-            (SecretKind::Passphrase, secret) => req.passphrase = Some(secret),
-        }
-    }
-    Ok(req)
 }

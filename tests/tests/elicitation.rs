@@ -134,8 +134,10 @@ fn typing(browser: Arc<Browser>, secret: String, expect_on_page: Vec<String>) ->
             let text = page
                 .find(Locator::Css("body"))
                 .await
-                .and_then_text()
-                .await?;
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
             for want in &expect {
                 if !text.contains(want.as_str()) {
                     return Err(format!("the page does not say {want:?}: {text}"));
@@ -161,20 +163,6 @@ fn typing(browser: Arc<Browser>, secret: String, expect_on_page: Vec<String>) ->
             Ok(())
         })
     })
-}
-
-/// `find(...).await` then the element's text, errors as strings.
-trait ElementText {
-    async fn and_then_text(self) -> Result<String, String>;
-}
-
-impl ElementText for Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
-    async fn and_then_text(self) -> Result<String, String> {
-        self.map_err(|e| e.to_string())?
-            .text()
-            .await
-            .map_err(|e| e.to_string())
-    }
 }
 
 /// The single URL-mode elicitation `human` received: its URL and id.
